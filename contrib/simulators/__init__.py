@@ -1,0 +1,1 @@
+"""Local simulators of external systems, for tests and the demo."""

@@ -1,0 +1,1 @@
+"""SITS:Vision connector over StuTalk."""
