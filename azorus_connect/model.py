@@ -50,7 +50,7 @@ class _Record(BaseModel):
 
     def set_fields(self) -> dict[str, Any]:
         """The standard fields this record actually carries (not identifiers, links or custom)."""
-        skip = {"custom", "identifiers", "person", "key", "list_name", "code"}
+        skip = {"custom", "identifiers", "person", "key", "list_name", "code", "hub_id"}
         return {k: getattr(self, k) for k in self.model_fields_set if k not in skip}
 
 
@@ -80,6 +80,8 @@ class Person(_Record):
 
     #: scheme -> value, e.g. {"mst": "0000123456", "sits_stu": "24001234", "email": "a@b.org"}
     identifiers: dict[str, str] = Field(default_factory=dict)
+    #: The hub's own id, when the source already knows it (write-backs, the API, imports).
+    hub_id: int | None = None
     title: str | None = None
     first_name: str | None = None
     middle_names: str | None = None

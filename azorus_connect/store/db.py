@@ -1,0 +1,120 @@
+"""Opening the database: SQLite (WAL, one writer at a time) or PostgreSQL, and migrating it.
+
+Writes go through :meth:`Store.write` (on SQLite a ``BEGIN IMMEDIATE`` transaction, so a read
+that decides a write cannot be overtaken); pages and reports use :meth:`Store.read`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+__all__ = ["DEFAULT_DATABASE_URL", "Store", "database_url", "utcnow"]
+
+DEFAULT_DATABASE_URL = "sqlite:///azorus.db"
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def utcnow() -> dt.datetime:
+    """Now, as the naive UTC the store keeps."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def database_url(explicit: str | None = None) -> str:
+    """``explicit``, else ``AZORUS_DATABASE_URL``, else ``sqlite:///azorus.db``."""
+    url = explicit or os.environ.get("AZORUS_DATABASE_URL") or DEFAULT_DATABASE_URL
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _sqlite_engine(url: str, **kw: Any) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kw)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _rec: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = "DEFERRED" if conn.get_execution_options().get("azorus_read") else "IMMEDIATE"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+class Store:
+    """The hub's database."""
+
+    def __init__(self, url: str | None = None, *, pool: bool = True) -> None:
+        self.url = database_url(url)
+        parsed = make_url(self.url)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            db = parsed.database or ""
+            if db and db != ":memory:":
+                Path(db).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = _sqlite_engine(self.url, **({} if pool else {"poolclass": NullPool}))
+        else:
+            kw: dict[str, Any] = {"pool_pre_ping": True}
+            if pool:
+                kw.update(pool_size=10, max_overflow=20)
+            else:
+                kw["poolclass"] = NullPool
+            self.engine = create_engine(self.url, **kw)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction: committed on success, rolled back on any error."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction that never blocks writers."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(azorus_read=True)
+            with conn.begin():
+                yield conn
+
+    def migrate(self, revision: str = "head") -> None:
+        """Create or upgrade the schema with Alembic."""
+        from alembic import command
+
+        with self.engine.begin() as conn:
+            cfg = self.alembic_config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+
+    def alembic_config(self) -> Any:
+        from alembic.config import Config as AlembicConfig
+
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        return cfg
+
+    def is_migrated(self) -> bool:
+        with self.engine.connect() as conn:
+            return inspect(conn).has_table("alembic_version")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
