@@ -13,15 +13,17 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 __all__ = [
     "API_TOKEN_PREFIX",
+    "DUMMY_HASH",
     "MIN_PASSWORD_LENGTH",
+    "Principal",
     "Role",
     "ScryptCost",
     "ThrottlePolicy",
     "ThrottleState",
-    "DUMMY_HASH",
     "csrf_token_for",
     "csrf_token_matches",
     "hash_password",
@@ -34,7 +36,7 @@ __all__ = [
 
 MIN_PASSWORD_LENGTH = 10
 #: API tokens start with this so a leaked one is recognisable (and secret scanners can find it).
-API_TOKEN_PREFIX = "azc_"
+API_TOKEN_PREFIX = "azc_"  # noqa: S105 - a prefix, not a secret
 _CSRF_CONTEXT = b"azorus-connect csrf v1"
 
 
@@ -46,6 +48,19 @@ class Role(StrEnum):
 
     def allows(self, needed: Role) -> bool:
         return self is Role.ADMIN or needed is Role.VIEWER
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: a signed-in user (``via="session"``) or an API client (``via="token"``)."""
+
+    username: str
+    role: Role
+    via: Literal["session", "token"] = "session"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
 
 
 @dataclass(frozen=True)
