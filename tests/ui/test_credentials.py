@@ -110,7 +110,9 @@ def test_throttle_forgets_after_window_and_lock() -> None:
 
 
 def test_throttle_lock_is_capped() -> None:
-    policy = ThrottlePolicy(max_failures=1, lockout=dt.timedelta(minutes=1), max_lockout=dt.timedelta(minutes=5))
+    policy = ThrottlePolicy(
+        max_failures=1, lockout=dt.timedelta(minutes=1), max_lockout=dt.timedelta(minutes=5)
+    )
     state = ThrottleState()
     now = T0
     for _ in range(30):

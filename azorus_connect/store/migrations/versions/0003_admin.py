@@ -37,7 +37,10 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(), nullable=False),
         sa.Column("last_seen_at", sa.DateTime(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["user_id"], ["admin_user.id"], name=op.f("fk_admin_session_user_id_admin_user"), ondelete="CASCADE"
+            ["user_id"],
+            ["admin_user.id"],
+            name=op.f("fk_admin_session_user_id_admin_user"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_admin_session")),
     )
