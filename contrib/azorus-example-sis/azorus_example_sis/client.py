@@ -1,7 +1,8 @@
 """The Example SIS REST API as Python calls, with its failures turned into the hub's error tree.
 
-One ``requests.Session`` per connection carries the API key; the key is added per request from
-the connection's :class:`~azorus_connect.redaction.Secret` and never appears in an error message.
+It talks through the hub's one session helper and retry table (:mod:`azorus_connect.http`), so
+it retries exactly like the bundled connectors.  The API key is added per request and never
+appears in an error message.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 import requests
 
 from azorus_connect.exceptions import ExternalUnavailable, PermanentExternalError, RateLimited
+from azorus_connect.http import RETRY_POLICY, new_session, retry_after_seconds
 
 __all__ = ["BatchResult", "SisClient", "StudentPage"]
 
@@ -42,7 +44,7 @@ class SisClient:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.timeout = timeout
-        self.session = session or requests.Session()
+        self.session = session or new_session()
 
     def __repr__(self) -> str:
         return f"SisClient({self.base_url!r})"
@@ -90,13 +92,12 @@ class SisClient:
                 f"cannot reach Example SIS at {self.base_url}", detail=type(exc).__name__
             ) from None
         status = response.status_code
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         if status == 429:
-            retry_after = _seconds(response.headers.get("Retry-After"))
             raise RateLimited(f"Example SIS rate limit on {method} {path}", retry_after=retry_after)
-        if status >= 500:
+        if RETRY_POLICY.get(status) == "retry" or status >= 500:
             raise ExternalUnavailable(
-                f"Example SIS answered {status} to {method} {path}",
-                retry_after=_seconds(response.headers.get("Retry-After")),
+                f"Example SIS answered {status} to {method} {path}", retry_after=retry_after
             )
         if status == 401:
             raise PermanentExternalError("Example SIS refused the API key (401)")
@@ -105,13 +106,6 @@ class SisClient:
                 f"Example SIS refused {method} {path} ({status}): {_error(response)}"
             )
         return response
-
-
-def _seconds(header: str | None) -> float | None:
-    try:
-        return max(0.0, float(header)) if header else None
-    except ValueError:
-        return None
 
 
 def _error(response: requests.Response) -> str:
