@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .plugins import PluginHost
     from .transform.mapping import Mapping as RecordMapping
 
-__all__ = ["Config", "Connection", "Direction", "HubSettings", "ListDef", "load_config", "config_path"]
+__all__ = ["Config", "Connection", "Direction", "HubSettings", "ListDef", "config_path", "load_config"]
 
 DEFAULT_CONFIG = "azorus.toml"
 
@@ -71,6 +71,8 @@ class _ConnectionFile(BaseModel):
     on_failure: Literal["hold", "skip"] = "hold"
     unknown_codes: Literal["strict", "lenient"] | None = None
     max_attempts: int = Field(10, ge=1)
+    #: Seconds to wait before each retry of a transient failure (the last one repeats).
+    retry_delays: list[float] = Field(default_factory=lambda: [1.0, 5.0, 15.0, 60.0, 300.0])
     max_body_bytes: int = Field(10_000_000, gt=0)
     #: Plugin-specific settings, validated by the connector type's settings model.
     settings: dict[str, Any] = Field(default_factory=dict)
@@ -94,6 +96,7 @@ class Connection(BaseModel):
     on_failure: Literal["hold", "skip"]
     unknown_codes: Literal["strict", "lenient"]
     max_attempts: int
+    retry_delays: list[float]
     max_body_bytes: int
     settings: Any
     mapping: Any  # azorus_connect.transform.mapping.Mapping
@@ -204,8 +207,11 @@ def load_config(
         raise ConfigError(err["msg"], file=file_label, key=_key(err["loc"], "")) from None
     for name, cf in custom.items():
         if cf.type == "list" and not cf.list:
-            raise ConfigError('a list-typed custom field needs list = "NAME"', file=file_label,
-                              key=f"custom_fields.{name}.list")
+            raise ConfigError(
+                'a list-typed custom field needs list = "NAME"',
+                file=file_label,
+                key=f"custom_fields.{name}.list",
+            )
 
     types = plugins.connector_types()
     connections: dict[str, Connection] = {}
@@ -220,19 +226,23 @@ def load_config(
         if ctype is None:
             raise ConfigError(
                 f"unknown connector type {spec.type!r} (installed: {', '.join(sorted(types)) or 'none'})",
-                file=file_label, key=f"{prefix}.type",
+                file=file_label,
+                key=f"{prefix}.type",
             )
         for kind in spec.directions:
             if kind not in ctype.entity_kinds and spec.directions[kind] != Direction.OFF:
                 raise ConfigError(
                     f"connector type {spec.type!r} does not handle {kind.value!r}",
-                    file=file_label, key=f"{prefix}.directions.{kind.value}",
+                    file=file_label,
+                    key=f"{prefix}.directions.{kind.value}",
                 )
         try:
             settings = ctype.settings_model.model_validate(spec.settings, context={"base_dir": base_dir})
         except ValidationError as exc:
             err = exc.errors()[0]
-            raise ConfigError(err["msg"], file=file_label, key=_key(err["loc"], f"{prefix}.settings")) from None
+            raise ConfigError(
+                err["msg"], file=file_label, key=_key(err["loc"], f"{prefix}.settings")
+            ) from None
         try:
             mapping = build_mapping(ctype.default_mapping, spec.mapping, custom_fields=custom)
         except ValueError as exc:
@@ -249,6 +259,7 @@ def load_config(
             on_failure=spec.on_failure,
             unknown_codes=spec.unknown_codes or hub.unknown_codes,
             max_attempts=spec.max_attempts,
+            retry_delays=spec.retry_delays,
             max_body_bytes=spec.max_body_bytes,
             settings=settings,
             mapping=mapping,

@@ -21,8 +21,18 @@ MASK = "********"
 
 #: Request headers that always carry credentials.
 SENSITIVE_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "set-cookie", "pswd", "password", "x-api-key",
-     "x-csrf-token", "api-key", "x-auth-token"}
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "pswd",
+        "password",
+        "x-api-key",
+        "x-csrf-token",
+        "api-key",
+        "x-auth-token",
+    }
 )
 
 
@@ -79,7 +89,9 @@ class Secret:
             raise ValueError(f"cannot read secret file {ref['file']}: {exc.strerror}") from None
 
     @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
         def validate(value: Any, info: core_schema.ValidationInfo) -> Secret:
             base = (info.context or {}).get("base_dir") if info.context else None
             return cls.from_reference(value, base_dir=base)

@@ -23,7 +23,8 @@ to ``code``, ``label``, ``short_label`` and ``in_use``.  ``"-"`` ignores a sourc
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping as MappingABC
+from collections.abc import Callable
+from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,15 +36,15 @@ from ..model import (
     Application,
     CanonicalRecord,
     CustomFieldDef,
-    EntityKind,
     Enquiry,
+    EntityKind,
     Person,
     ReferenceValue,
     record_class,
 )
 from .transforms import parse_bool, parse_date
 
-__all__ = ["EntityRule", "FieldRule", "Mapping", "Mapper", "build_mapping", "target_choices"]
+__all__ = ["EntityRule", "FieldRule", "Mapper", "Mapping", "build_mapping", "target_choices"]
 
 _LINK_FIELDS = {"identifiers", "person", "custom", "key", "list_name"}
 
@@ -92,7 +93,9 @@ def target_choices(kind: EntityKind, custom_fields: MappingABC[str, CustomFieldD
     return names
 
 
-def _validate_target(entity: str, kind: EntityKind, target: str, custom: MappingABC[str, CustomFieldDef]) -> None:
+def _validate_target(
+    entity: str, kind: EntityKind, target: str, custom: MappingABC[str, CustomFieldDef]
+) -> None:
     if target == "-":
         return
     if target.startswith("id:") and kind == EntityKind.PERSON and len(target) > 3:
@@ -106,7 +109,9 @@ def _validate_target(entity: str, kind: EntityKind, target: str, custom: Mapping
         if name not in custom:
             raise ValueError(f"{entity}: custom field {name!r} is not declared under [custom_fields]")
         if custom[name].entity != kind.value:
-            raise ValueError(f"{entity}: custom field {name!r} belongs to {custom[name].entity}, not {kind.value}")
+            raise ValueError(
+                f"{entity}: custom field {name!r} belongs to {custom[name].entity}, not {kind.value}"
+            )
         return
     if target in target_choices(kind, custom) or (kind == EntityKind.REFERENCE and target == "code"):
         return
@@ -152,7 +157,9 @@ def build_mapping(
         try:
             kind = EntityKind(table.get("target", ""))
         except ValueError:
-            raise ValueError(f"{entity}: target must be one of person, enquiry, application, reference") from None
+            raise ValueError(
+                f"{entity}: target must be one of person, enquiry, application, reference"
+            ) from None
         rules = []
         for source, spec in (table.get("fields") or {}).items():
             if isinstance(spec, str):
@@ -160,7 +167,9 @@ def build_mapping(
             elif isinstance(spec, MappingABC) and "to" in spec:
                 target, transforms = str(spec["to"]), _transforms(spec.get("transform"))
             else:
-                raise ValueError(f"{entity}.fields.{source}: expected a target string or {{ to = ..., transform = ... }}")
+                raise ValueError(
+                    f"{entity}.fields.{source}: expected a target string or {{ to = ..., transform = ... }}"
+                )
             _validate_target(entity, kind, target, custom)
             rules.append(FieldRule(source, target, transforms))
         key = table.get("key") or ()
@@ -169,10 +178,15 @@ def build_mapping(
         if blank not in ("ignore", "clear"):
             raise ValueError(f"{entity}.blank: expected 'ignore' or 'clear'")
         if kind == EntityKind.REFERENCE and not table.get("list"):
-            raise ValueError(f"{entity}: a reference mapping needs list = \"NAME\"")
+            raise ValueError(f'{entity}: a reference mapping needs list = "NAME"')
         entities[entity] = EntityRule(
-            entity=entity, kind=kind, fields=tuple(rules), key=key, list_name=table.get("list"),
-            blank=blank, value_maps={k: dict(v) for k, v in (table.get("value_maps") or {}).items()},
+            entity=entity,
+            kind=kind,
+            fields=tuple(rules),
+            key=key,
+            list_name=table.get("list"),
+            blank=blank,
+            value_maps={k: dict(v) for k, v in (table.get("value_maps") or {}).items()},
         )
     return Mapping(entities)
 
@@ -263,15 +277,19 @@ class Mapper:
         if rule.key:
             parts = [record.fields.get(k) for k in rule.key]
             if any(p is None or not str(p).strip() for p in parts):
-                raise InvalidRecord(
-                    f"{rule.entity}: the key needs {', '.join(rule.key)}", line=record.line
-                )
+                raise InvalidRecord(f"{rule.entity}: the key needs {', '.join(rule.key)}", line=record.line)
             data["key"] = "/".join(str(p).strip() for p in parts)
         return self._build(rule, data, identifiers, link, link_hub, custom, record.line)
 
     def _build(
-        self, rule: EntityRule, data: dict[str, Any], identifiers: dict[str, str], link: dict[str, str],
-        link_hub: int | None, custom: dict[str, Any], line: int | None,
+        self,
+        rule: EntityRule,
+        data: dict[str, Any],
+        identifiers: dict[str, str],
+        link: dict[str, str],
+        link_hub: int | None,
+        custom: dict[str, Any],
+        line: int | None,
     ) -> CanonicalRecord:
         try:
             if rule.kind == EntityKind.PERSON:

@@ -14,10 +14,14 @@ from typing import Any
 
 from ..hookspecs import hookimpl
 
-__all__ = ["parse_date", "parse_bool"]
+__all__ = ["parse_bool", "parse_date"]
 
-_MONTHS = {m: i for i, m in enumerate(
-    ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], start=1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], start=1
+    )
+}
 _DMY_MON = re.compile(r"^(\d{1,2})[-/ ]([A-Za-z]{3})[A-Za-z]*[-/ ](\d{2}|\d{4})$")
 _DMY = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$")
 _ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ].*)?$")
@@ -72,7 +76,7 @@ def parse_bool(value: Any) -> bool | None:
 
 
 def _number(value: Any) -> int | float | None:
-    if value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
         return value  # type: ignore[no-any-return]
     text = str(value).strip().replace(",", "")
     if not text:

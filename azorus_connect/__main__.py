@@ -1,0 +1,5 @@
+"""``python -m azorus_connect`` is the ``azorus-connect`` command."""
+
+from .cli import main
+
+main()

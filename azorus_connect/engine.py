@@ -1,0 +1,314 @@
+"""The pipeline's middle: resolve identity -> store with change detection -> change log -> outbox.
+
+One call to :meth:`Engine.apply` is one transaction over a batch of canonical records.  An
+identical payload changes nothing and queues nothing.  Every change is logged field by field with
+its source, and queued for every connection that sends that kind of record, except the one it
+came from (loop prevention).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+
+from .connector import ChangeEvent
+from .exceptions import AzorusError, IdentityConflict, InvalidRecord, RecordError
+from .model import Application, CanonicalRecord, Enquiry, EntityKind, Person, ReferenceValue
+from .resolve import IdentityIndex
+from .store import records as rec_store
+from .store.db import utcnow
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+__all__ = ["ApplyOptions", "Engine", "RecordResult", "Source"]
+
+log = logging.getLogger(__name__)
+
+Action = Literal["created", "updated", "unchanged", "rejected"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a change came from: stamped on every change-log row and outbox message."""
+
+    connection: str | None = None
+    request_id: str | None = None
+    import_run_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    #: Identifier schemes to match people on, in order.
+    match_on: Sequence[str] = ("mst",)
+    unknown_codes: Literal["strict", "lenient"] = "lenient"
+    create: bool = True
+    update: bool = True
+    #: True: one bad record rejects the whole batch (inbound requests).  False: it is skipped.
+    all_or_nothing: bool = True
+    #: Work everything out, then roll back: nothing is written.
+    dry_run: bool = False
+
+
+@dataclass
+class RecordResult:
+    """What happened to one record of the batch."""
+
+    index: int
+    kind: EntityKind
+    action: Action
+    hub_id: int | None = None
+    person_id: int | None = None
+    key: str | None = None
+    external: dict[str, str] = field(default_factory=dict)
+    changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    error: AzorusError | None = None
+
+
+class Engine:
+    """Applies batches of canonical records to the store."""
+
+    #: How often a batch is retried when a concurrent writer claimed the same identifier first.
+    RETRIES = 5
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def apply(
+        self,
+        records: Sequence[CanonicalRecord],
+        source: Source,
+        options: ApplyOptions | None = None,
+        *,
+        before_commit: Callable[[Connection, list[RecordResult]], None] | None = None,
+    ) -> list[RecordResult]:
+        """Apply ``records`` in one transaction and return one result per record, in order.
+
+        With ``all_or_nothing`` the first record error is raised and nothing is written;
+        otherwise rejected records carry their error and the rest is written.
+        ``before_commit`` runs inside the transaction (the request log uses it).
+        """
+        opts = options or ApplyOptions()
+        for attempt in range(self.RETRIES):
+            try:
+                with self.hub.store.engine.connect() as conn:
+                    trans = conn.begin()
+                    try:
+                        batch = _Batch(self.hub, conn, source, opts)
+                        results = batch.run(records)
+                        if before_commit is not None:
+                            before_commit(conn, results)
+                        if opts.dry_run:
+                            trans.rollback()
+                            return results
+                        trans.commit()
+                    except BaseException:
+                        if trans.is_active:
+                            trans.rollback()
+                        raise
+                break
+            except IntegrityError as exc:
+                if attempt == self.RETRIES - 1:
+                    raise IdentityConflict(
+                        "a concurrent change claimed the same identifiers", detail=str(exc.orig)
+                    ) from exc
+                log.debug("batch retried after a concurrent insert: %s", exc.orig)
+        self._emit(results, source)
+        return results
+
+    def _emit(self, results: list[RecordResult], source: Source) -> None:
+        hook = self.hub.plugins.hook.azorus_record_changed
+        if not hook.get_hookimpls():
+            return
+        for r in results:
+            if r.action in ("created", "updated") and r.hub_id is not None:
+                event = ChangeEvent(
+                    r.kind,
+                    r.hub_id,
+                    r.person_id,
+                    r.action,
+                    dict(r.changes),  # type: ignore[arg-type]
+                    source.connection,
+                    source.request_id,
+                    source.import_run_id,
+                )
+                try:
+                    hook(event=event)
+                except Exception:  # a plugin's listener must not undo a committed change
+                    log.exception("azorus_record_changed listener failed")
+
+
+class _Batch:
+    """The work of one apply call, inside its transaction."""
+
+    def __init__(self, hub: Hub, conn: Connection, source: Source, opts: ApplyOptions) -> None:
+        self.hub = hub
+        self.conn = conn
+        self.source = source
+        self.opts = opts
+        self.now = utcnow()
+        self.index = IdentityIndex(conn)
+        self.results: list[RecordResult | None] = []
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _reject(self, i: int, kind: EntityKind, error: AzorusError) -> None:
+        if self.opts.all_or_nothing:
+            raise error
+        self.results[i] = RecordResult(i, kind, "rejected", error=error)
+
+    def run(self, records: Sequence[CanonicalRecord]) -> list[RecordResult]:
+        self.results = [None] * len(records)
+        refs = [(i, r) for i, r in enumerate(records) if isinstance(r, ReferenceValue)]
+        people = [(i, r) for i, r in enumerate(records) if isinstance(r, Person)]
+        links = [(i, r) for i, r in enumerate(records) if isinstance(r, (Enquiry, Application))]
+        if refs:
+            for i, res in rec_store.apply_references(self.conn, refs, self.source, self.now):
+                self.results[i] = res
+        warnings = self._check_lists([(i, r) for i, r in (*people, *links)])
+        if people:
+            self._apply_people(people)
+        if links:
+            self._apply_links(links)
+        out = [r for r in self.results if r is not None]
+        assert len(out) == len(records)
+        for r in out:
+            r.warnings.extend(warnings.get(r.index, ()))
+        changed = [r for r in out if r.action in ("created", "updated")]
+        if changed:
+            rec_store.log_changes(self.conn, changed, self.source, self.now)
+            self.hub.outbox.route(self.conn, changed, self.source, self.now)
+        return out
+
+    def _check_lists(self, items: list[tuple[int, CanonicalRecord]]) -> dict[int, list[str]]:
+        """Validate list-typed values against their reference lists (strict: reject; lenient: warn)."""
+        custom_defs = self.hub.config.custom_fields
+        wanted: dict[int, list[tuple[str, str, str]]] = {}
+        for i, rec in items:
+            for fname, list_name in type(rec).list_fields.items():
+                if fname in rec.model_fields_set and (value := getattr(rec, fname)) is not None:
+                    wanted.setdefault(i, []).append((fname, list_name, str(value)))
+            for cname, value in rec.custom.items():
+                cdef = custom_defs.get(cname)
+                if cdef is not None and cdef.list and value is not None:
+                    wanted.setdefault(i, []).append((f"custom:{cname}", cdef.list, str(value)))
+        if not wanted:
+            return {}
+        known = rec_store.known_codes(self.conn, {(ln, code) for v in wanted.values() for _, ln, code in v})
+        warnings: dict[int, list[str]] = {}
+        for i, checks in wanted.items():
+            bad = [
+                f"{f}: code {code!r} is not in list {ln!r}"
+                for f, ln, code in checks
+                if (ln, code) not in known
+            ]
+            if not bad:
+                continue
+            if self.opts.unknown_codes == "strict":
+                kind = items[[j for j, _ in items].index(i)][1].kind
+                self._reject(i, kind, InvalidRecord("; ".join(bad)))
+            else:
+                warnings[i] = [b + " (stored as is)" for b in bad]
+        return warnings
+
+    # -- people ------------------------------------------------------------------------------
+
+    def _apply_people(self, people: list[tuple[int, Person]]) -> None:
+        match_on = list(self.opts.match_on)
+        self.index.load((s, v) for _, p in people for s, v in p.identifiers.items())
+        hub_ids = {p.hub_id for _, p in people if p.hub_id is not None}
+        known_ids = self.index.load_ids(hub_ids) if hub_ids else set()
+        resolved: list[tuple[int, Person, int, bool]] = []
+        for i, rec in people:
+            if self.results[i] is not None:
+                continue  # already rejected (list check)
+            try:
+                pid = self.index.resolve(rec.identifiers, match_on, hub_id=rec.hub_id, known_ids=known_ids)
+            except RecordError as exc:
+                self._reject(i, rec.kind, exc)
+                continue
+            new = pid is None
+            if new:
+                if not self.opts.create:
+                    self._reject(i, rec.kind, InvalidRecord("no matching person, and this run only updates"))
+                    continue
+                pid = self.index.new_person()
+            elif not self.opts.update:
+                self.results[i] = RecordResult(i, rec.kind, "unchanged", hub_id=pid, person_id=pid)
+                continue
+            assert pid is not None
+            self.index.claim(pid, rec.identifiers)
+            resolved.append((i, rec, pid, new))
+        state = rec_store.PeopleState.load(self.conn, {pid for _, _, pid, _ in resolved if pid > 0})
+        created: set[int] = set()
+        for i, rec, pid, new in resolved:
+            if new and pid not in state.rows:
+                state.add_new(pid)
+            changes = state.apply(pid, rec)
+            if new and pid not in created:
+                action: Action = "created"
+                created.add(pid)
+            else:
+                action = "updated" if changes else "unchanged"
+            self.results[i] = RecordResult(
+                i,
+                rec.kind,
+                action,
+                hub_id=pid,
+                person_id=pid,
+                external=dict(rec.identifiers),
+                changes=changes,
+            )
+        mapping = state.write(self.conn, self.now)
+        for provisional, real in mapping.items():
+            self.index.rebind(provisional, real)
+        for r in self.results:
+            if r is not None and r.kind == EntityKind.PERSON and r.hub_id is not None and r.hub_id < 0:
+                r.hub_id = r.person_id = mapping[r.hub_id]
+
+    # -- enquiries and applications ------------------------------------------------------------
+
+    def _apply_links(self, links: list[tuple[int, Enquiry | Application]]) -> None:
+        self.index.load((s, v) for _, r in links for s, v in r.person.identifiers.items())
+        hub_ids = {r.person.hub_id for _, r in links if r.person.hub_id is not None}
+        known_ids = self.index.load_ids(hub_ids) if hub_ids else set()
+        resolved: list[tuple[int, Enquiry | Application, int]] = []
+        for i, rec in links:
+            if self.results[i] is not None:
+                continue
+            owners = {self.index.owner(s, v) for s, v in rec.person.identifiers.items()}
+            if rec.person.hub_id is not None:
+                owners.add(rec.person.hub_id if rec.person.hub_id in known_ids else None)
+            found = {o for o in owners if o is not None}
+            if len(found) > 1:
+                self._reject(
+                    i,
+                    rec.kind,
+                    IdentityConflict(
+                        f"the {rec.kind.value}'s person identifiers match {len(found)} different people",
+                        person_ids=sorted(found),
+                    ),
+                )
+                continue
+            if not found:
+                shown = ", ".join(f"{s}={v}" for s, v in rec.person.identifiers.items()) or "none given"
+                self._reject(i, rec.kind, InvalidRecord(f"{rec.kind.value}: no person found ({shown})"))
+                continue
+            resolved.append((i, rec, found.pop()))
+        for kind in (EntityKind.ENQUIRY, EntityKind.APPLICATION):
+            items = [(i, r, pid) for i, r, pid in resolved if r.kind == kind]
+            if not items:
+                continue
+            for i, res in rec_store.apply_links(
+                self.conn, kind, items, self.now, may_create=self.opts.create, may_update=self.opts.update
+            ):
+                if res.error is not None:
+                    self._reject(i, kind, res.error)
+                else:
+                    self.results[i] = res

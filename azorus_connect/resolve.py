@@ -1,0 +1,122 @@
+"""Identity resolution: which stored person a record means, by its identifiers.
+
+A record is matched on the identifier schemes its connection names, in order; every other
+identifier it carries must not belong to someone else.  Two different people is an
+:class:`~azorus_connect.exceptions.IdentityConflict`, never a merge.  Lookups are batched: one
+query per few hundred identifiers, whatever the batch size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import Connection, select, tuple_
+
+from .exceptions import IdentityConflict, InvalidRecord
+from .store.schema import identifier, person
+
+__all__ = ["IdentityIndex"]
+
+_CHUNK = 400
+
+
+class IdentityIndex:
+    """Identifier -> person id for one batch, including people the batch itself creates."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._owner: dict[tuple[str, str], int | None] = {}
+        #: Provisional ids (negative) for people the batch creates, before the insert assigns real ones.
+        self._next_new = -1
+
+    def load(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Look up every (scheme, value) not yet known, in chunks."""
+        wanted = [p for p in dict.fromkeys(pairs) if p not in self._owner]
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            for key in chunk:
+                self._owner[key] = None
+            rows = self.conn.execute(
+                select(identifier.c.scheme, identifier.c.value, identifier.c.person_id).where(
+                    tuple_(identifier.c.scheme, identifier.c.value).in_(chunk)
+                )
+            )
+            for scheme, value, pid in rows:
+                self._owner[(scheme, value)] = pid
+
+    def load_ids(self, ids: Iterable[int]) -> set[int]:
+        """Which of these hub ids exist."""
+        wanted = [i for i in set(ids) if i > 0]
+        found: set[int] = set()
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            found.update(r[0] for r in self.conn.execute(select(person.c.id).where(person.c.id.in_(chunk))))
+        return found
+
+    def owner(self, scheme: str, value: str) -> int | None:
+        return self._owner.get((scheme, value))
+
+    def claim(self, pid: int, identifiers: dict[str, str]) -> None:
+        """Record that ``pid`` now holds these identifiers (so later records in the batch see it)."""
+        for scheme, value in identifiers.items():
+            self._owner[(scheme, value)] = pid
+
+    def new_person(self) -> int:
+        pid = self._next_new
+        self._next_new -= 1
+        return pid
+
+    def rebind(self, provisional: int, real: int) -> None:
+        for key, pid in self._owner.items():
+            if pid == provisional:
+                self._owner[key] = real
+
+    def resolve(
+        self,
+        identifiers: dict[str, str],
+        match_on: Sequence[str],
+        *,
+        hub_id: int | None = None,
+        known_ids: set[int] | None = None,
+    ) -> int | None:
+        """The person these identifiers mean, or None for a new person.
+
+        Raises IdentityConflict when they point at two people, and InvalidRecord when there is
+        nothing to match on.
+        """
+        found: list[int] = []
+        if hub_id is not None:
+            if known_ids is not None and hub_id not in known_ids:
+                raise InvalidRecord(f"no person with hub id {hub_id}")
+            found.append(hub_id)
+        for scheme in match_on:
+            value = identifiers.get(scheme)
+            if value is None:
+                continue
+            pid = self.owner(scheme, value)
+            if pid is not None and pid not in found:
+                found.append(pid)
+        if not found and hub_id is None and not any(s in identifiers for s in match_on):
+            raise InvalidRecord(
+                f"no identifier to match on (needs one of: {', '.join(match_on)})"
+                if match_on
+                else "no identifier to match on"
+            )
+        if len(found) > 1:
+            raise IdentityConflict(
+                f"identifiers {_show(identifiers)} match {len(found)} different people",
+                person_ids=[p for p in found if p > 0],
+            )
+        # Identifiers outside match_on must not belong to anyone else.
+        for scheme, value in identifiers.items():
+            pid = self.owner(scheme, value)
+            if pid is not None and pid not in found:
+                raise IdentityConflict(
+                    f"identifier {scheme}={value} already belongs to another person",
+                    person_ids=[p for p in (*found, pid) if p > 0],
+                )
+        return found[0] if found else None
+
+
+def _show(identifiers: dict[str, str]) -> str:
+    return ", ".join(f"{s}={v}" for s, v in sorted(identifiers.items()))

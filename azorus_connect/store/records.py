@@ -1,0 +1,509 @@
+"""Batched reads and writes of stored records, with field-level change detection.
+
+Used by the engine inside its transaction: each function issues a handful of set-based
+statements for a whole batch, never one round trip per field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, select, tuple_, update
+
+from ..exceptions import InvalidRecord
+from ..model import Application, Enquiry, EntityKind, Person, ReferenceValue
+from .schema import application, change_log, enquiry, identifier, person, reference_list, reference_value
+
+if TYPE_CHECKING:
+    from ..engine import RecordResult, Source
+
+__all__ = [
+    "PERSON_FIELDS",
+    "PeopleState",
+    "apply_links",
+    "apply_references",
+    "dump_value",
+    "known_codes",
+    "load_value",
+    "log_changes",
+    "person_snapshots",
+]
+
+_CHUNK = 400
+PERSON_FIELDS = tuple(
+    c.name for c in person.columns if c.name not in ("id", "custom", "created_at", "updated_at")
+)
+
+
+def dump_value(value: Any) -> str | None:
+    """A field value as the change log stores it (JSON text; None stays NULL)."""
+    if value is None:
+        return None
+    return json.dumps(value, default=_json_default, ensure_ascii=False, sort_keys=True)
+
+
+def load_value(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+# -- reference lists ---------------------------------------------------------------------------
+
+
+def known_codes(conn: Connection, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which (list, code) pairs exist."""
+    found: set[tuple[str, str]] = set()
+    items = sorted(pairs)
+    for chunk in _chunks(items):
+        rows = conn.execute(
+            select(reference_value.c.list_name, reference_value.c.code).where(
+                tuple_(reference_value.c.list_name, reference_value.c.code).in_(chunk)
+            )
+        )
+        found.update((ln, code) for ln, code in rows)
+    return found
+
+
+def apply_references(
+    conn: Connection, refs: list[tuple[int, ReferenceValue]], source: Source, now: dt.datetime
+) -> list[tuple[int, RecordResult]]:
+    from ..engine import RecordResult
+
+    names = {r.list_name for _, r in refs}
+    have = {n for (n,) in conn.execute(select(reference_list.c.name).where(reference_list.c.name.in_(names)))}
+    missing = [
+        {"name": n, "label": n, "source": source.connection, "updated_at": now} for n in sorted(names - have)
+    ]
+    if missing:
+        conn.execute(insert(reference_list), missing)
+    existing: dict[tuple[str, str], dict[str, Any]] = {}
+    for chunk in _chunks(sorted({(r.list_name, r.code) for _, r in refs})):
+        for row in conn.execute(
+            select(reference_value).where(
+                tuple_(reference_value.c.list_name, reference_value.c.code).in_(chunk)
+            )
+        ).mappings():
+            existing[(row["list_name"], row["code"])] = dict(row)
+    out: list[tuple[int, RecordResult]] = []
+    new_rows: list[dict[str, Any]] = []
+    new_results: list[RecordResult] = []
+    updates: list[dict[str, Any]] = []
+    for i, ref in refs:
+        key = (ref.list_name, ref.code)
+        values = ref.set_fields()
+        row = existing.get(key)
+        if row is None:
+            row = {
+                "list_name": ref.list_name,
+                "code": ref.code,
+                "label": None,
+                "short_label": None,
+                "in_use": True,
+                "source": source.connection,
+                "updated_at": now,
+                **values,
+            }
+            if row["in_use"] is None:
+                row["in_use"] = True
+            existing[key] = row
+            res = RecordResult(
+                i,
+                EntityKind.REFERENCE,
+                "created",
+                key=f"{ref.list_name}:{ref.code}",
+                changes={k: (None, v) for k, v in values.items()},
+            )
+            new_rows.append(row)
+            new_results.append(res)
+        else:
+            changes = {k: (row.get(k), v) for k, v in values.items() if row.get(k) != v and v is not None}
+            row.update({k: v for k, (_, v) in changes.items()})
+            res = RecordResult(
+                i,
+                EntityKind.REFERENCE,
+                "updated" if changes else "unchanged",
+                hub_id=row.get("id"),
+                key=f"{ref.list_name}:{ref.code}",
+                changes=changes,
+            )
+            if changes and row.get("id") is not None:
+                updates.append(dict(row))
+        out.append((i, res))
+    if new_rows:
+        ids = (
+            conn.execute(
+                insert(reference_value).returning(reference_value.c.id, sort_by_parameter_order=True),
+                [{k: v for k, v in r.items() if k != "id"} for r in new_rows],
+            )
+            .scalars()
+            .all()
+        )
+        for row, res, new_id in zip(new_rows, new_results, ids, strict=True):
+            row["id"] = res.hub_id = new_id
+    if updates:
+        stmt = (
+            update(reference_value)
+            .where(reference_value.c.id == bindparam("_id"))
+            .values(
+                label=bindparam("label"),
+                short_label=bindparam("short_label"),
+                in_use=bindparam("in_use"),
+                updated_at=now,
+            )
+        )
+        conn.execute(
+            stmt,
+            [
+                {"_id": r["id"], "label": r["label"], "short_label": r["short_label"], "in_use": r["in_use"]}
+                for r in updates
+            ],
+        )
+    return out
+
+
+# -- people ------------------------------------------------------------------------------------
+
+
+class PeopleState:
+    """The stored state of the people a batch touches, changed in memory, then written at once."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, dict[str, Any]] = {}
+        self.ids: dict[int, dict[str, str]] = {}
+        self.dirty: dict[int, set[str]] = defaultdict(set)
+        self.id_deletes: list[tuple[int, str, str]] = []
+        self.id_inserts: list[tuple[int, str, str]] = []
+
+    @classmethod
+    def load(cls, conn: Connection, pids: set[int]) -> PeopleState:
+        state = cls()
+        items = sorted(pids)
+        for chunk in _chunks(items):
+            for row in conn.execute(select(person).where(person.c.id.in_(chunk))).mappings():
+                data = dict(row)
+                data["custom"] = dict(data.get("custom") or {})
+                state.rows[data["id"]] = data
+            for pid, scheme, value in conn.execute(
+                select(identifier.c.person_id, identifier.c.scheme, identifier.c.value).where(
+                    identifier.c.person_id.in_(chunk)
+                )
+            ):
+                state.ids.setdefault(pid, {})[scheme] = value
+        return state
+
+    def add_new(self, pid: int) -> None:
+        self.rows[pid] = {"id": pid, "custom": {}, **dict.fromkeys(PERSON_FIELDS)}
+        self.ids[pid] = {}
+
+    def apply(self, pid: int, rec: Person) -> dict[str, tuple[Any, Any]]:
+        """Apply the fields ``rec`` carries to person ``pid``; return what changed."""
+        row = self.rows[pid]
+        changes: dict[str, tuple[Any, Any]] = {}
+        for fname, value in rec.set_fields().items():
+            old = row.get(fname)
+            if old != value:
+                changes[fname] = (old, value)
+                row[fname] = value
+                self.dirty[pid].add(fname)
+        for cname, value in rec.custom.items():
+            old = row["custom"].get(cname)
+            if old != value:
+                changes[f"custom:{cname}"] = (old, value)
+                row["custom"] = {**row["custom"], cname: value}
+                self.dirty[pid].add("custom")
+        ids = self.ids.setdefault(pid, {})
+        for scheme, value in rec.identifiers.items():
+            old = ids.get(scheme)
+            if old != value:
+                changes[f"id:{scheme}"] = (old, value)
+                if old is not None:
+                    self.id_deletes.append((pid, scheme, old))
+                self.id_inserts.append((pid, scheme, value))
+                ids[scheme] = value
+        return changes
+
+    def write(self, conn: Connection, now: dt.datetime) -> dict[int, int]:
+        """Insert new people, update changed ones, sync identifiers; return provisional -> real ids."""
+        new = [pid for pid in self.rows if pid < 0]
+        mapping: dict[int, int] = {}
+        if new:
+            rows = [
+                {
+                    **{k: self.rows[p][k] for k in PERSON_FIELDS},
+                    "custom": self.rows[p]["custom"],
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for p in new
+            ]
+            ids = conn.execute(
+                insert(person).returning(person.c.id, sort_by_parameter_order=True), rows
+            ).scalars()
+            mapping = dict(zip(new, ids, strict=True))
+            for prov, real in mapping.items():
+                self.rows[real] = self.rows.pop(prov)
+                self.rows[real]["id"] = real
+                self.ids[real] = self.ids.pop(prov, {})
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        for pid, fields in self.dirty.items():
+            if pid < 0:
+                continue
+            cols = tuple(sorted(fields))
+            groups[cols].append({"_id": pid, **{c: self.rows[pid][c] for c in cols}})
+        for cols, params in groups.items():
+            stmt = (
+                update(person)
+                .where(person.c.id == bindparam("_id"))
+                .values({**{c: bindparam(c) for c in cols}, "updated_at": now})
+            )
+            conn.execute(stmt, params)
+        touched_ids = {p for p, *_ in self.id_deletes}
+        if touched_ids:
+            stale = [(mapping.get(p, p), s, v) for p, s, v in self.id_deletes]
+            conn.execute(
+                delete(identifier).where(
+                    and_(
+                        identifier.c.person_id == bindparam("p"),
+                        identifier.c.scheme == bindparam("s"),
+                        identifier.c.value == bindparam("v"),
+                    )
+                ),
+                [{"p": p, "s": s, "v": v} for p, s, v in stale],
+            )
+        if self.id_inserts:
+            conn.execute(
+                insert(identifier),
+                [
+                    {"person_id": mapping.get(p, p), "scheme": s, "value": v, "created_at": now}
+                    for p, s, v in _final_inserts(self.id_inserts)
+                ],
+            )
+        return mapping
+
+
+def _final_inserts(inserts: list[tuple[int, str, str]]) -> list[tuple[int, str, str]]:
+    """Only the last value per (person, scheme), so a batch that changes a value twice inserts once."""
+    last: dict[tuple[int, str], str] = {}
+    for pid, scheme, value in inserts:
+        last[(pid, scheme)] = value
+    return [(pid, scheme, value) for (pid, scheme), value in last.items()]
+
+
+def person_snapshots(conn: Connection, pids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """The full current state of people, as JSON-able data with their identifiers."""
+    state = PeopleState.load(conn, set(pids))
+    out = {}
+    for pid, row in state.rows.items():
+        data = {k: _jsonable(row[k]) for k in PERSON_FIELDS}
+        data.update(hub_id=pid, custom=row["custom"], identifiers=dict(state.ids.get(pid, {})))
+        out[pid] = data
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
+
+
+# -- enquiries and applications ----------------------------------------------------------------
+
+_LINK_TABLES: dict[EntityKind, Table] = {EntityKind.ENQUIRY: enquiry, EntityKind.APPLICATION: application}
+
+
+def link_fields(kind: EntityKind) -> tuple[str, ...]:
+    table = _LINK_TABLES[kind]
+    return tuple(
+        c.name
+        for c in table.columns
+        if c.name not in ("id", "person_id", "key", "custom", "created_at", "updated_at")
+    )
+
+
+def apply_links(
+    conn: Connection,
+    kind: EntityKind,
+    items: list[tuple[int, Enquiry | Application, int]],
+    now: dt.datetime,
+    *,
+    may_create: bool,
+    may_update: bool,
+) -> list[tuple[int, RecordResult]]:
+    """Upsert enquiries or applications (by key, or an enquiry by person + course + entry year)."""
+    from ..engine import RecordResult
+
+    table = _LINK_TABLES[kind]
+    fields = link_fields(kind)
+    rows: dict[int, dict[str, Any]] = {}
+    by_key: dict[str, int] = {}
+    by_natural: dict[tuple[int, Any, Any], int] = {}
+    keys = [r.key for _, r, _ in items if r.key]
+    for chunk in _chunks(sorted(set(keys))):
+        for row in conn.execute(select(table).where(table.c.key.in_(chunk))).mappings():
+            rows[row["id"]] = {**row, "custom": dict(row["custom"] or {})}
+            by_key[row["key"]] = row["id"]
+    keyless_people = sorted({pid for _, r, pid in items if not r.key})
+    if kind == EntityKind.ENQUIRY and keyless_people:
+        for chunk in _chunks(keyless_people):
+            for row in conn.execute(select(table).where(table.c.person_id.in_(chunk))).mappings():
+                rows.setdefault(row["id"], {**row, "custom": dict(row["custom"] or {})})
+                by_natural.setdefault((row["person_id"], row["course"], row["entry_year"]), row["id"])
+    out: list[tuple[int, RecordResult]] = []
+    next_new = -1
+    dirty: dict[int, set[str]] = defaultdict(set)
+    created: set[int] = set()
+    for i, rec, pid in items:
+        rid: int | None
+        if rec.key:
+            rid = by_key.get(rec.key)
+        else:
+            rid = by_natural.get((pid, getattr(rec, "course", None), getattr(rec, "entry_year", None)))
+        if rid is None:
+            if not may_create:
+                res = RecordResult(
+                    i,
+                    kind,
+                    "rejected",
+                    error=InvalidRecord(f"no such {kind.value}, and this run only updates"),
+                )
+                out.append((i, res))
+                continue
+            rid = next_new
+            next_new -= 1
+            rows[rid] = {"id": rid, "person_id": pid, "key": rec.key, "custom": {}, **dict.fromkeys(fields)}
+            if rec.key:
+                by_key[rec.key] = rid
+            else:
+                by_natural[(pid, getattr(rec, "course", None), getattr(rec, "entry_year", None))] = rid
+        elif not may_update:
+            out.append((i, RecordResult(i, kind, "unchanged", hub_id=rid, person_id=pid, key=rec.key)))
+            continue
+        row = rows[rid]
+        changes: dict[str, tuple[Any, Any]] = {}
+        if row["person_id"] != pid:
+            changes["person_id"] = (row["person_id"], pid)
+            row["person_id"] = pid
+            dirty[rid].add("person_id")
+        for fname, value in rec.set_fields().items():
+            if row.get(fname) != value:
+                changes[fname] = (row.get(fname), value)
+                row[fname] = value
+                dirty[rid].add(fname)
+        for cname, value in rec.custom.items():
+            if row["custom"].get(cname) != value:
+                changes[f"custom:{cname}"] = (row["custom"].get(cname), value)
+                row["custom"] = {**row["custom"], cname: value}
+                dirty[rid].add("custom")
+        if rid < 0 and rid not in created:
+            action = "created"
+            created.add(rid)
+        else:
+            action = "updated" if changes else "unchanged"
+        out.append(
+            (
+                i,
+                RecordResult(
+                    i,
+                    kind,
+                    action,
+                    hub_id=rid,
+                    person_id=pid,
+                    key=rec.key,  # type: ignore[arg-type]
+                    external={"key": rec.key} if rec.key else {},
+                    changes=changes,
+                ),
+            )
+        )
+    new = sorted((rid for rid in rows if rid < 0), reverse=True)
+    mapping: dict[int, int] = {}
+    if new:
+        params = [
+            {k: rows[r][k] for k in ("person_id", "key", "custom", *fields)}
+            | {"created_at": now, "updated_at": now}
+            for r in new
+        ]
+        ids = conn.execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True), params
+        ).scalars()
+        mapping = dict(zip(new, ids, strict=True))
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for rid, cols in dirty.items():
+        if rid > 0:
+            key = tuple(sorted(cols))
+            groups[key].append({"_id": rid, **{c: rows[rid][c] for c in key}})
+    for cols, params in groups.items():
+        conn.execute(
+            update(table)
+            .where(table.c.id == bindparam("_id"))
+            .values({**{c: bindparam(c) for c in cols}, "updated_at": now}),
+            params,
+        )
+    for _, res in out:
+        if res.hub_id is not None and res.hub_id < 0:
+            res.hub_id = mapping[res.hub_id]
+    return out
+
+
+def link_snapshots(conn: Connection, kind: EntityKind, rids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    table = _LINK_TABLES[kind]
+    out: dict[int, dict[str, Any]] = {}
+    for chunk in _chunks(sorted(set(rids))):
+        for row in conn.execute(select(table).where(table.c.id.in_(chunk))).mappings():
+            data = {k: _jsonable(v) for k, v in row.items() if k not in ("created_at", "updated_at")}
+            data["hub_id"] = data.pop("id")
+            out[data["hub_id"]] = data
+    return out
+
+
+# -- change log --------------------------------------------------------------------------------
+
+
+def log_changes(conn: Connection, results: Sequence[RecordResult], source: Source, now: dt.datetime) -> None:
+    """One row per changed field; a creation is one row (field ``*``) holding every value set."""
+    rows = []
+    base = {
+        "connection": source.connection,
+        "request_id": source.request_id,
+        "import_run_id": source.import_run_id,
+        "changed_at": now,
+    }
+    for r in results:
+        if r.hub_id is None:
+            continue
+        common = {"entity": r.kind.value, "record_id": r.hub_id, "person_id": r.person_id, **base}
+        if r.action == "created":
+            values = {k: new for k, (_, new) in r.changes.items() if new is not None}
+            rows.append(
+                {
+                    **common,
+                    "action": "created",
+                    "field": "*",
+                    "old_value": None,
+                    "new_value": dump_value(values),
+                }
+            )
+        else:
+            for fname, (old, new) in r.changes.items():
+                rows.append(
+                    {
+                        **common,
+                        "action": "updated",
+                        "field": fname,
+                        "old_value": dump_value(old),
+                        "new_value": dump_value(new),
+                    }
+                )
+    if rows:
+        conn.execute(insert(change_log), rows)

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import func, select
+
+from azorus_connect.store.schema import person, request_key, request_log
+
+from .conftest import echo_config
+
+
+def post(client, conn="left", records=None, raw=None, **headers):
+    body = raw if raw is not None else json.dumps({"records": records or []}).encode()
+    return client.post(
+        f"/inbound/{conn}", content=body, headers={"content-type": "application/json", **headers}
+    )
+
+
+def logged(hub):
+    with hub.store.read() as conn:
+        return conn.execute(select(request_log).order_by(request_log.c.received_at)).mappings().all()
+
+
+def test_created_then_unchanged_then_updated(echo_hub, hub_client, monkeypatch):
+    hub = echo_hub()
+    client = hub_client(hub)
+    rec = {"entity": "person", "fields": {"MST": "0000123", "FIRST": "Jane", "DOB": "14-MAY-06"}}
+    r1 = post(client, records=[rec])
+    assert r1.status_code == 201, r1.text
+    body = r1.json()
+    assert body["outcome"] == "created" and body["affected"][0]["external"] == {"mst": "0000123"}
+    assert post(client, records=[rec]).status_code == 200
+    assert post(client, records=[rec]).json()["outcome"] == "unchanged"
+    rec["fields"]["FIRST"] = "Janet"
+    r3 = post(client, records=[rec])
+    assert r3.status_code == 200 and r3.json()["outcome"] == "updated"
+    rows = logged(hub)
+    assert [r["status_code"] for r in rows] == [201, 200, 200, 200]
+    with hub.store.read() as conn:
+        ids = (
+            conn.execute(select(request_key.c.request_id).where(request_key.c.value == "0000123"))
+            .scalars()
+            .all()
+        )
+    assert len(ids) == 4
+
+
+def test_error_statuses_store_only_the_log_entry(echo_hub, hub_client):
+    hub = echo_hub()
+    client = hub_client(hub)
+    assert post(client, conn="nope", records=[]).status_code == 404
+    assert post(client, raw=b"not json").status_code == 400
+    assert post(client, records=[{"entity": "martian", "fields": {}}]).status_code == 406
+    bad_date = {"entity": "person", "fields": {"MST": "1", "DOB": "31-FOO-99"}}
+    r = post(client, records=[{"entity": "person", "fields": {"MST": "2"}}, bad_date])
+    assert r.status_code == 422 and "DOB" in r.json()["error"]
+    with hub.store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(person)).scalar_one() == 0
+    assert [row["status_code"] for row in logged(hub)] == [404, 400, 406, 422]
+
+
+def test_oversized_body_is_413(echo_hub, hub_client):
+    cfg = echo_config()
+    cfg["connections"]["left"]["max_body_bytes"] = 100
+    hub = echo_hub(cfg)
+    r = post(hub_client(hub), records=[{"entity": "person", "fields": {"MST": "1", "FIRST": "x" * 200}}])
+    assert r.status_code == 413
+    assert logged(hub)[0]["status_code"] == 413
+
+
+def test_conflict_is_409(echo_hub, hub_client):
+    hub = echo_hub()
+    client = hub_client(hub)
+    post(
+        client,
+        records=[
+            {"entity": "person", "fields": {"MST": "1"}},
+            {"entity": "person", "fields": {"MST": "2", "EMAIL": "a@x.org"}},
+        ],
+    )
+    r = post(client, records=[{"entity": "person", "fields": {"MST": "1", "EMAIL": "a@x.org"}}])
+    assert r.status_code == 409
+
+
+def test_secrets_are_redacted_in_the_request_log(echo_hub, hub_client, monkeypatch):
+    monkeypatch.setenv("ECHO_TOKEN", "s3cret-token-value")
+    cfg = echo_config()
+    cfg["connections"]["left"]["settings"]["token"] = {"env": "ECHO_TOKEN"}
+    hub = echo_hub(cfg)
+    client = hub_client(hub)
+    assert post(client, records=[], **{"X-Echo-Token": "wrong"}).status_code == 401
+    ok = post(
+        client,
+        records=[{"entity": "person", "fields": {"MST": "1"}}],
+        **{"X-Echo-Token": "s3cret-token-value", "Authorization": "Basic dXNlcjpwYXNz"},
+    )
+    assert ok.status_code == 201
+    for row in logged(hub):
+        dumped = json.dumps(row["headers"])
+        assert "s3cret-token-value" not in dumped and "dXNlcjpwYXNz" not in dumped and "wrong" not in dumped
+    assert logged(hub)[1]["headers"]["x-echo-token"] == "********"
+
+
+def test_direction_off_is_406(echo_hub, hub_client):
+    cfg = echo_config()
+    cfg["connections"]["left"]["directions"]["application"] = "off"
+    hub = echo_hub(cfg)
+    r = post(
+        hub_client(hub),
+        records=[
+            {"entity": "person", "fields": {"MST": "1"}},
+            {"entity": "application", "fields": {"MST": "1", "SEQ": "01"}},
+        ],
+    )
+    assert r.status_code == 406 and "application" in r.json()["error"]
+
+
+def test_healthz_and_metrics(echo_hub, hub_client):
+    hub = echo_hub()
+    client = hub_client(hub)
+    assert client.get("/healthz").json()["status"] == "ok"
+    post(client, records=[{"entity": "person", "fields": {"MST": "1"}}])
+    text = client.get("/metrics").text
+    assert 'azorus_inbound_requests_total{connection="left",status="201"} 1.0' in text
+    assert 'azorus_outbox_messages{connection="right",status="pending"} 1.0' in text
+    assert client.get("/docs").status_code == 200
