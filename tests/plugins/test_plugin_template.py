@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from azorus_connect.scaffold import PluginNames, plugin_group, render_plugin
+from azorus_connect.scaffold import PluginNames, plugin_group
 
 
 def test_names_are_derived_from_the_plugin_name() -> None:

@@ -1,0 +1,172 @@
+"""The example plugin end to end: pulled from its SIS, stored, changed elsewhere, sent back in a batch."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from sqlalchemy import select
+
+from azorus_connect.engine import Source
+from azorus_connect.hub import Hub
+from azorus_connect.model import Person
+from azorus_connect.plugins import PluginHost
+from azorus_connect.store.records import person_snapshots
+from azorus_connect.store.schema import identifier, outbox
+from azorus_connect.worker import Worker
+
+if TYPE_CHECKING:
+    from azorus_example_sis.server import ExampleSis
+
+pytestmark = pytest.mark.usefixtures("example_sis_installed")
+
+
+def _config(sis: ExampleSis) -> dict[str, Any]:
+    return {
+        "connections": {
+            "sis": {
+                "type": "example_sis",
+                "match_on": ["example_sis", "mst"],
+                "directions": {"person": "both"},
+                "retry_delays": [0.0],
+                "settings": {"base_url": sis.url, "api_key": {"env": "EXAMPLE_SIS_API_KEY"}, "page_size": 2},
+            },
+            "campus_b": {
+                "type": "example_sis",
+                "match_on": ["example_sis", "mst"],
+                "directions": {"person": "receive"},
+                "settings": {"base_url": sis.url, "api_key": {"env": "EXAMPLE_SIS_API_KEY"}},
+            },
+        }
+    }
+
+
+@pytest.fixture
+def sis_hub(example_sis: ExampleSis, make_hub: Callable[..., Hub], monkeypatch: pytest.MonkeyPatch) -> Hub:
+    monkeypatch.setenv("EXAMPLE_SIS_API_KEY", example_sis.state.api_key)
+    example_sis.state.put_student({"given_name": "Grace", "family_name": "Hopper", "hub_ref": "0000777"})
+    return make_hub(_config(example_sis), plugins=PluginHost.load())
+
+
+def _people(hub: Hub) -> dict[str, dict[str, Any]]:
+    """Everyone in the hub, by their example_sis id (or ``mst:...`` if they have none)."""
+    with hub.store.read() as conn:
+        pids = [p for (p,) in conn.execute(select(identifier.c.person_id).distinct())]
+        people = person_snapshots(conn, pids)
+    return {p["identifiers"].get("example_sis") or f"mst:{p['identifiers'].get('mst')}": p for p in people.values()}
+
+
+def _queue(hub: Hub, connection: str) -> list[dict[str, Any]]:
+    with hub.store.read() as conn:
+        rows = conn.execute(select(outbox).where(outbox.c.connection == connection).order_by(outbox.c.id))
+        return [dict(r._mapping) for r in rows]
+
+
+def test_the_plugin_is_found_through_its_entry_point(
+    example_sis_installed: importlib.metadata.Distribution,
+) -> None:
+    (entry,) = [e for e in example_sis_installed.entry_points if e.group == "azorus_connect"]
+    assert (entry.name, entry.value) == ("example_sis", "azorus_example_sis")
+    host = PluginHost.load()
+    info = next(i for i in host.infos if i.name == "example_sis")
+    assert info.version == example_sis_installed.version and info.error is None
+    assert info.connector_types == ["example_sis"]
+    assert {"azorus_pull", "azorus_send", "azorus_check_connection"} <= set(info.hooks)
+
+
+def test_pull_store_change_elsewhere_send_back_in_one_batch(sis_hub: Hub, example_sis: ExampleSis) -> None:
+    hub, sis = sis_hub, example_sis
+
+    pulled = hub.sync("sis")
+    assert (pulled.pages, pulled.created, pulled.rejected) == (2, 3, 0)
+    assert pulled.watermark == sis.state.cursor and hub.watermark("sis") == sis.state.cursor
+    people = _people(hub)
+    assert people["S000001"]["last_name"] == "Lovelace" and people["S000001"]["date_of_birth"] == "2006-12-10"
+    assert people["S000003"]["identifiers"] == {"example_sis": "S000003", "mst": "0000777"}
+    assert _queue(hub, "sis") == [], "what came from the SIS is not sent back to it"
+    assert hub.sync("sis").records == 0, "nothing changed since the watermark"
+
+    changed_elsewhere = [
+        Person(identifiers={"example_sis": "S000001"}, phone="+44 7700 900123", email="ada@lovelace.example"),
+        Person(
+            identifiers={"mst": "0000888"},
+            first_name="Katherine",
+            last_name="Johnson",
+            date_of_birth="2001-08-26",
+            nationality="US",
+        ),
+        Person(identifiers={"example_sis": "S000002"}, phone=None),  # already unset: no change, no message
+    ]
+    results = hub.apply(
+        changed_elsewhere, Source(connection="campus_b"), hub.apply_options(hub.config.connection("campus_b"))
+    )
+    assert [r.action for r in results] == ["updated", "created", "unchanged"]
+    assert [m["status"] for m in _queue(hub, "sis")] == ["pending", "pending"]
+
+    drained = Worker(hub, pulls=False).drain("sis")
+    assert (drained.sent, drained.failed, drained.retried) == (2, 0, 0)
+    assert len(sis.state.batches) == 1, "both messages went in one batch"
+    (batch,) = sis.state.batches
+    assert [item["student"].get("student_id") for item in batch] == ["S000001", None]
+    assert sis.state.students["S000001"]["phone"] == "+44 7700 900123"
+    assert sis.state.students["S000001"]["email"] == "ada@lovelace.example"
+    created = next(s for s in sis.state.students.values() if s.get("hub_ref") == "0000888")
+    assert (created["given_name"], created["birth_date"], created["nationality"]) == (
+        "Katherine",
+        "2001-08-26",
+        "US",
+    )
+    assert _people(hub)[created["student_id"]]["first_name"] == "Katherine", "the SIS's new id was written back"
+    assert [m["status"] for m in _queue(hub, "sis")] == ["sent", "sent"]
+
+    again = hub.sync("sis")
+    assert again.records == 2 and again.updated == 0, "the SIS's echo of our own change changes nothing"
+    assert [m["status"] for m in _queue(hub, "sis")] == ["sent", "sent"], "and queues nothing"
+
+
+def test_sis_failures_retry_in_order_and_a_refused_item_parks_with_its_reason(
+    sis_hub: Hub, example_sis: ExampleSis
+) -> None:
+    hub, sis = sis_hub, example_sis
+    hub.sync("sis")
+    source = Source(connection="campus_b")
+    options = hub.apply_options(hub.config.connection("campus_b"))
+    hub.apply([Person(identifiers={"example_sis": "S000001"}, phone="1")], source, options)
+    hub.apply([Person(identifiers={"example_sis": "S000002"}, email="refuse@example.org")], source, options)
+    hub.apply([Person(identifiers={"example_sis": "S000003"}, phone="3")], source, options)
+    worker = Worker(hub, pulls=False)
+
+    sis.state.fail_requests(503)
+    first = worker.drain("sis")
+    assert (first.sent, first.retried) == (0, 3), "a 503 for the batch is a retry for each message"
+    assert sis.state.batches == [] and sis.state.students["S000001"].get("phone") is None
+
+    sis.state.fail_requests(429, retry_after=0)
+    assert worker.drain("sis").retried == 3
+    assert [m["attempts"] for m in _queue(hub, "sis")] == [2, 2, 2]
+
+    sis.state.reject_where("email", "refuse@example.org", "email domain not allowed")
+    done = worker.drain("sis")
+    assert (done.sent, done.failed, done.held) == (2, 1, True), "the SIS took the other two of the batch"
+    queue = _queue(hub, "sis")
+    assert [m["status"] for m in queue] == ["sent", "parked", "sent"]
+    assert "email domain not allowed" in queue[1]["last_error"]
+    assert [item["ref"] for item in sis.state.batches[-1]] == [str(m["id"]) for m in queue]
+
+    hub.apply([Person(identifiers={"example_sis": "S000003"}, phone="4")], source, options)
+    held = worker.drain("sis")
+    assert (held.sent, held.held) == (0, True), "the queue holds behind the parked message"
+    assert sis.state.students["S000003"]["phone"] == "3"
+
+    sis.state.clear_faults()
+    assert hub.outbox.retry(queue[1]["id"])
+    resumed = worker.drain("sis")
+    assert (resumed.sent, resumed.failed) == (2, 0)
+    assert [item["student"].get("email") or item["student"].get("phone") for item in sis.state.batches[-1]] == [
+        "refuse@example.org",
+        "4",
+    ], "the retried message goes first, then the one queued behind it"
+    assert sis.state.students["S000002"]["email"] == "refuse@example.org"
+    assert sis.state.students["S000003"]["phone"] == "4"
