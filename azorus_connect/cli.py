@@ -15,6 +15,7 @@ import click
 from sqlalchemy import select
 
 from . import __version__
+from .admin.commands import admin as admin_commands
 from .exceptions import AzorusError, ConfigError
 from .hub import Hub
 from .plugins import PluginHost
@@ -146,9 +147,9 @@ def serve(
         worker, _ = _start_worker(hub)
     scheme = "https" if tls_cert else "http"
     click.echo(
-        f"azorus-connect {__version__} serving {scheme}://{host}:{port} (admin UI at /admin, API docs at /docs)"
+        f"azorus-connect {__version__} serving {scheme}://{host}:{port}"
+        " (admin UI at /admin, API docs at /docs)"
     )
-    ssl = {"ssl_certfile": tls_cert, "ssl_keyfile": tls_key} if tls_cert else {}
     if workers > 1:
         if state.config:
             os.environ["AZORUS_CONFIG"] = str(Path(state.config).resolve())
@@ -160,12 +161,20 @@ def serve(
             port=port,
             workers=workers,
             log_level="warning",
-            **ssl,
-        )  # type: ignore[arg-type]
+            ssl_certfile=tls_cert,
+            ssl_keyfile=tls_key,
+        )
     else:
         from .web.app import create_app
 
-        uvicorn.run(create_app(hub), host=host, port=port, log_level="warning", **ssl)  # type: ignore[arg-type]
+        uvicorn.run(
+            create_app(hub),
+            host=host,
+            port=port,
+            log_level="warning",
+            ssl_certfile=tls_cert,
+            ssl_keyfile=tls_key,
+        )
     if worker is not None:
         worker.stop()
 
@@ -243,7 +252,8 @@ def sync(state: _State, connection: str) -> None:
     res = state.hub().sync(connection)
     click.echo(
         f"{connection}: {res.records} records in {res.pages} pages: {res.created} created, "
-        f"{res.updated} updated, {res.unchanged} unchanged, {res.rejected} rejected; watermark {res.watermark}"
+        f"{res.updated} updated, {res.unchanged} unchanged, {res.rejected} rejected; "
+        f"watermark {res.watermark}"
     )
 
 
@@ -330,6 +340,8 @@ def outbox_skip(state: _State, message_id: int) -> None:
         raise click.ClickException(f"message {message_id} is not parked or pending")
     click.echo(f"message {message_id} skipped")
 
+
+cli.add_command(admin_commands)
 
 _PLUGINS: PluginHost | None = None
 

@@ -133,7 +133,7 @@ class Engine:
                     r.hub_id,
                     r.person_id,
                     r.action,
-                    dict(r.changes),  # type: ignore[arg-type]
+                    dict(r.changes),
                     source.connection,
                     source.request_id,
                     source.import_run_id,

@@ -39,7 +39,7 @@ hookimpl = pluggy.HookimplMarker("azorus_connect")
 
 @hookspec
 def azorus_register_connector_types() -> Sequence[ConnectorType]:
-    """Return the connector types this plugin provides (name, settings model, capabilities, default mapping)."""
+    """Return the connector types this plugin provides (name, settings, capabilities, default mapping)."""
 
 
 @hookspec

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Iterable, Mapping
@@ -170,9 +171,9 @@ class Hub:
         return out
 
     def apply_options(self, connection: Connection, **overrides: Any) -> ApplyOptions:
-        base = {"match_on": tuple(connection.match_on), "unknown_codes": connection.unknown_codes}
-        base.update(overrides)
-        return ApplyOptions(**base)
+        """The connection's matching and code-list policy, with ``overrides``."""
+        base = ApplyOptions(match_on=tuple(connection.match_on), unknown_codes=connection.unknown_codes)
+        return dataclasses.replace(base, **overrides)
 
     # -- pulling ------------------------------------------------------------------------------------
 

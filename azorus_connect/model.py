@@ -193,12 +193,13 @@ LIST_FIELDS: dict[EntityKind, dict[str, str]] = {
 
 def record_class(kind: EntityKind | str) -> type[_Record]:
     """The model class for an entity kind."""
-    return {
+    classes: dict[EntityKind, type[_Record]] = {
         EntityKind.PERSON: Person,
         EntityKind.ENQUIRY: Enquiry,
         EntityKind.APPLICATION: Application,
         EntityKind.REFERENCE: ReferenceValue,
-    }[EntityKind(kind)]
+    }
+    return classes[EntityKind(kind)]
 
 
 class CustomFieldType(StrEnum):

@@ -123,7 +123,8 @@ class PluginHost:
             types: dict[str, ConnectorType] = {}
             for impl in self.pm.hook.azorus_register_connector_types.get_hookimpls():
                 plugin_name = impl.plugin_name
-                for ctype in impl.function() or ():
+                declared: Iterable[ConnectorType] = impl.function() or ()  # type: ignore[assignment]
+                for ctype in declared:
                     if ctype.name in types:
                         raise PluginError(f"connector type {ctype.name!r} is declared twice")
                     types[ctype.name] = ctype

@@ -190,7 +190,7 @@ class Worker:
             return {n: f.result() for n, f in futures.items()}
 
     def run(self) -> None:
-        """Poll until :meth:`stop`: each connection every ``poll_interval`` s, pulls every ``pull_interval`` s."""
+        """Poll until :meth:`stop`: sends every ``poll_interval`` s, pulls every ``pull_interval`` s."""
         log.info("worker %s started", self.owner)
         due: dict[tuple[str, str], float] = {}
         running: dict[tuple[str, str], Future[object]] = {}

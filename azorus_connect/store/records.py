@@ -19,7 +19,7 @@ from ..model import Application, Enquiry, EntityKind, Person, ReferenceValue
 from .schema import application, change_log, enquiry, identifier, person, reference_list, reference_value
 
 if TYPE_CHECKING:
-    from ..engine import RecordResult, Source
+    from ..engine import Action, RecordResult, Source
 
 __all__ = [
     "PERSON_FIELDS",
@@ -92,13 +92,14 @@ def apply_references(
         conn.execute(insert(reference_list), missing)
     existing: dict[tuple[str, str], dict[str, Any]] = {}
     for chunk in _chunks(sorted({(r.list_name, r.code) for _, r in refs})):
-        for row in conn.execute(
+        for found in conn.execute(
             select(reference_value).where(
                 tuple_(reference_value.c.list_name, reference_value.c.code).in_(chunk)
             )
         ).mappings():
-            existing[(row["list_name"], row["code"])] = dict(row)
+            existing[(found["list_name"], found["code"])] = dict(found)
     out: list[tuple[int, RecordResult]] = []
+    row: dict[str, Any] | None
     new_rows: list[dict[str, Any]] = []
     new_results: list[RecordResult] = []
     updates: list[dict[str, Any]] = []
@@ -193,8 +194,8 @@ class PeopleState:
         state = cls()
         items = sorted(pids)
         for chunk in _chunks(items):
-            for row in conn.execute(select(person).where(person.c.id.in_(chunk))).mappings():
-                data = dict(row)
+            for found in conn.execute(select(person).where(person.c.id.in_(chunk))).mappings():
+                data = dict(found)
                 data["custom"] = dict(data.get("custom") or {})
                 state.rows[data["id"]] = data
             for pid, scheme, value in conn.execute(
@@ -351,15 +352,15 @@ def apply_links(
     by_natural: dict[tuple[int, Any, Any], int] = {}
     keys = [r.key for _, r, _ in items if r.key]
     for chunk in _chunks(sorted(set(keys))):
-        for row in conn.execute(select(table).where(table.c.key.in_(chunk))).mappings():
-            rows[row["id"]] = {**row, "custom": dict(row["custom"] or {})}
-            by_key[row["key"]] = row["id"]
+        for found in conn.execute(select(table).where(table.c.key.in_(chunk))).mappings():
+            rows[found["id"]] = {**found, "custom": dict(found["custom"] or {})}
+            by_key[found["key"]] = found["id"]
     keyless_people = sorted({pid for _, r, pid in items if not r.key})
     if kind == EntityKind.ENQUIRY and keyless_people:
         for chunk in _chunks(keyless_people):
-            for row in conn.execute(select(table).where(table.c.person_id.in_(chunk))).mappings():
-                rows.setdefault(row["id"], {**row, "custom": dict(row["custom"] or {})})
-                by_natural.setdefault((row["person_id"], row["course"], row["entry_year"]), row["id"])
+            for found in conn.execute(select(table).where(table.c.person_id.in_(chunk))).mappings():
+                rows.setdefault(found["id"], {**found, "custom": dict(found["custom"] or {})})
+                by_natural.setdefault((found["person_id"], found["course"], found["entry_year"]), found["id"])
     out: list[tuple[int, RecordResult]] = []
     next_new = -1
     dirty: dict[int, set[str]] = defaultdict(set)
@@ -406,6 +407,7 @@ def apply_links(
                 changes[f"custom:{cname}"] = (row["custom"].get(cname), value)
                 row["custom"] = {**row["custom"], cname: value}
                 dirty[rid].add("custom")
+        action: Action
         if rid < 0 and rid not in created:
             action = "created"
             created.add(rid)
@@ -420,7 +422,7 @@ def apply_links(
                     action,
                     hub_id=rid,
                     person_id=pid,
-                    key=rec.key,  # type: ignore[arg-type]
+                    key=rec.key,
                     external={"key": rec.key} if rec.key else {},
                     changes=changes,
                 ),
@@ -441,13 +443,13 @@ def apply_links(
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     for rid, cols in dirty.items():
         if rid > 0:
-            key = tuple(sorted(cols))
-            groups[key].append({"_id": rid, **{c: rows[rid][c] for c in key}})
-    for cols, params in groups.items():
+            names = tuple(sorted(cols))
+            groups[names].append({"_id": rid, **{c: rows[rid][c] for c in names}})
+    for names, params in groups.items():
         conn.execute(
             update(table)
             .where(table.c.id == bindparam("_id"))
-            .values({**{c: bindparam(c) for c in cols}, "updated_at": now}),
+            .values({**{c: bindparam(c) for c in names}, "updated_at": now}),
             params,
         )
     for _, res in out:
@@ -460,8 +462,8 @@ def link_snapshots(conn: Connection, kind: EntityKind, rids: Iterable[int]) -> d
     table = _LINK_TABLES[kind]
     out: dict[int, dict[str, Any]] = {}
     for chunk in _chunks(sorted(set(rids))):
-        for row in conn.execute(select(table).where(table.c.id.in_(chunk))).mappings():
-            data = {k: _jsonable(v) for k, v in row.items() if k not in ("created_at", "updated_at")}
+        for found in conn.execute(select(table).where(table.c.id.in_(chunk))).mappings():
+            data = {k: _jsonable(v) for k, v in found.items() if k not in ("created_at", "updated_at")}
             data["hub_id"] = data.pop("id")
             out[data["hub_id"]] = data
     return out

@@ -39,6 +39,7 @@ from ..model import (
     Enquiry,
     EntityKind,
     Person,
+    PersonLink,
     ReferenceValue,
     record_class,
 )
@@ -163,7 +164,7 @@ def build_mapping(
         rules = []
         for source, spec in (table.get("fields") or {}).items():
             if isinstance(spec, str):
-                target, transforms = spec, ()
+                target, transforms = spec, tuple[tuple[str, tuple[str, ...]], ...]()
             elif isinstance(spec, MappingABC) and "to" in spec:
                 target, transforms = str(spec["to"]), _transforms(spec.get("transform"))
             else:
@@ -300,10 +301,10 @@ class Mapper:
                 return ReferenceValue(list_name=rule.list_name or "", **data)
             person = {"identifiers": link, "hub_id": link_hub}
             if rule.kind == EntityKind.ENQUIRY:
-                return Enquiry(person=person, custom=custom, **data)  # type: ignore[arg-type]
+                return Enquiry(person=PersonLink.model_validate(person), custom=custom, **data)
             if "key" not in data:
                 raise InvalidRecord(f"{rule.entity}: an application needs a key", line=line)
-            return Application(person=person, custom=custom, **data)  # type: ignore[arg-type]
+            return Application(person=PersonLink.model_validate(person), custom=custom, **data)
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err["loc"])

@@ -77,7 +77,7 @@ def parse_bool(value: Any) -> bool | None:
 
 def _number(value: Any) -> int | float | None:
     if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
-        return value  # type: ignore[no-any-return]
+        return value
     text = str(value).strip().replace(",", "")
     if not text:
         return None
