@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -55,7 +59,10 @@ def _people(hub: Hub) -> dict[str, dict[str, Any]]:
     with hub.store.read() as conn:
         pids = [p for (p,) in conn.execute(select(identifier.c.person_id).distinct())]
         people = person_snapshots(conn, pids)
-    return {p["identifiers"].get("example_sis") or f"mst:{p['identifiers'].get('mst')}": p for p in people.values()}
+    return {
+        p["identifiers"].get("example_sis") or f"mst:{p['identifiers'].get('mst')}": p
+        for p in people.values()
+    }
 
 
 def _queue(hub: Hub, connection: str) -> list[dict[str, Any]]:
@@ -74,6 +81,27 @@ def test_the_plugin_is_found_through_its_entry_point(
     assert info.version == example_sis_installed.version and info.error is None
     assert info.connector_types == ["example_sis"]
     assert {"azorus_pull", "azorus_send", "azorus_check_connection"} <= set(info.hooks)
+
+
+def test_plugins_json_lists_it_with_its_hooks(tmp_path: Path) -> None:
+    """``azorus-connect plugins --json``, run as a fresh process, finds the installed distribution."""
+    done = subprocess.run(
+        [sys.executable, "-m", "azorus_connect", "plugins", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    listed = {p["name"]: p for p in json.loads(done.stdout)}
+    example = listed["example_sis"]
+    assert (
+        example["module"] == "azorus_example_sis" and example["version"] == "0.1.0" and not example["error"]
+    )
+    assert example["connector_types"] == ["example_sis"]
+    assert example["hooks"] == sorted(
+        ["azorus_check_connection", "azorus_pull", "azorus_register_connector_types", "azorus_send"]
+    )
 
 
 def test_pull_store_change_elsewhere_send_back_in_one_batch(sis_hub: Hub, example_sis: ExampleSis) -> None:
@@ -118,7 +146,9 @@ def test_pull_store_change_elsewhere_send_back_in_one_batch(sis_hub: Hub, exampl
         "2001-08-26",
         "US",
     )
-    assert _people(hub)[created["student_id"]]["first_name"] == "Katherine", "the SIS's new id was written back"
+    assert _people(hub)[created["student_id"]]["first_name"] == "Katherine", (
+        "the SIS's new id was written back"
+    )
     assert [m["status"] for m in _queue(hub, "sis")] == ["sent", "sent"]
 
     again = hub.sync("sis")
@@ -164,7 +194,9 @@ def test_sis_failures_retry_in_order_and_a_refused_item_parks_with_its_reason(
     assert hub.outbox.retry(queue[1]["id"])
     resumed = worker.drain("sis")
     assert (resumed.sent, resumed.failed) == (2, 0)
-    assert [item["student"].get("email") or item["student"].get("phone") for item in sis.state.batches[-1]] == [
+    assert [
+        item["student"].get("email") or item["student"].get("phone") for item in sis.state.batches[-1]
+    ] == [
         "refuse@example.org",
         "4",
     ], "the retried message goes first, then the one queued behind it"
