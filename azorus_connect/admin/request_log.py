@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from lxml import etree
 from sqlalchemy import Connection, Select, and_, or_, select
 
-from ..store.schema import change_log, request_key, request_log
+from ..store.schema import application, change_log, enquiry, identifier, request_key, request_log
 
 __all__ = [
     "STATUS_CHOICES",
@@ -286,8 +286,17 @@ def request_detail(conn: Connection, request_id: str) -> dict[str, Any] | None:
 
 
 def records_touched(conn: Connection, request_id: str) -> list[dict[str, Any]]:
-    """The records a request changed, from the change log: entity, hub id, person and fields."""
+    """The records a request touched: changed ones from the change log (with their fields), and the
+    unchanged ones it named (from its ``hub_*`` log keys)."""
     touched: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def item(entity: str, record_id: int, person_id: int | None, action: str) -> dict[str, Any]:
+        found = touched.setdefault(
+            (entity, record_id),
+            {"entity": entity, "hub_id": record_id, "person_id": person_id, "action": action, "changed": []},
+        )
+        return found
+
     for entity, record_id, person_id, action, fld in conn.execute(
         select(
             change_log.c.entity,
@@ -299,12 +308,48 @@ def records_touched(conn: Connection, request_id: str) -> list[dict[str, Any]]:
         .where(change_log.c.request_id == request_id)
         .order_by(change_log.c.id)
     ):
-        item = touched.setdefault(
-            (entity, record_id),
-            {"entity": entity, "hub_id": record_id, "person_id": person_id, "action": action, "changed": []},
-        )
+        entry = item(entity, record_id, person_id, action)
         if action == "created":
-            item["action"] = "created"
-        if fld != "*" and fld not in item["changed"]:
-            item["changed"].append(fld)
-    return list(touched.values())
+            entry["action"] = "created"
+        if fld != "*" and fld not in entry["changed"]:
+            entry["changed"].append(fld)
+    for scheme, value in conn.execute(
+        select(request_key.c.scheme, request_key.c.value).where(request_key.c.request_id == request_id)
+    ):
+        entity = scheme.removeprefix("hub_")
+        if scheme.startswith("hub_") and (entity in _LINK_TABLES or entity == "person") and value.isdigit():
+            item(entity, int(value), int(value) if entity == "person" else None, "unchanged")
+    _describe(conn, list(touched.values()))
+    return sorted(touched.values(), key=lambda t: (_ENTITY_ORDER.get(t["entity"], 9), t["hub_id"]))
+
+
+_LINK_TABLES = {"application": application, "enquiry": enquiry}
+_ENTITY_ORDER = {"person": 0, "enquiry": 1, "application": 2}
+
+
+def _describe(conn: Connection, items: list[dict[str, Any]]) -> None:
+    """Add each record's key (enquiries, applications), person and identifiers (people)."""
+    for entity, table in _LINK_TABLES.items():
+        ids = [t["hub_id"] for t in items if t["entity"] == entity]
+        if ids:
+            found = {
+                rid: (key, pid)
+                for rid, key, pid in conn.execute(
+                    select(table.c.id, table.c.key, table.c.person_id).where(table.c.id.in_(ids))
+                )
+            }
+            for t in items:
+                if t["entity"] == entity and t["hub_id"] in found:
+                    t["key"], t["person_id"] = found[t["hub_id"]]
+    person_ids = [t["hub_id"] for t in items if t["entity"] == "person"]
+    idents: dict[int, dict[str, str]] = defaultdict(dict)
+    if person_ids:
+        for pid, scheme, value in conn.execute(
+            select(identifier.c.person_id, identifier.c.scheme, identifier.c.value).where(
+                identifier.c.person_id.in_(person_ids)
+            )
+        ):
+            idents[pid][scheme] = value
+    for t in items:
+        t.setdefault("key", None)
+        t["external"] = idents.get(t["hub_id"], {}) if t["entity"] == "person" else {}

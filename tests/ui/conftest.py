@@ -55,7 +55,12 @@ def ui_config(url: str) -> dict[str, Any]:
                 "retry_delays": [0],
             },
             "crm": {"type": "echo", "directions": both, "settings": {"url": url}, "retry_delays": [0]},
-        }
+        },
+        "lists": {
+            "application_status": {"label": "Application status", "values": {"UF": "Unconditional firm"}},
+            "course": {"label": "Course", "values": {"BSC-CS": "BSc Computer Science"}},
+            "nationality": {"label": "Nationality", "values": {"GB": "British"}},
+        },
     }
 
 
@@ -119,6 +124,19 @@ def person_record(
     if email:
         fields["EMAIL"] = email
     return {"entity": "person", "fields": fields}
+
+
+def application_record(mst: str, seq: str = "001", status: str = "UF") -> dict[str, Any]:
+    return {"entity": "application", "fields": {"MST": mst, "SEQ": seq, "COURSE": "BSC-CS", "STATUS": status}}
+
+
+def seed(client: TestClient, secret: str) -> dict[str, Any]:
+    """Two people, an application, and what it queued for ``crm``; returns the first request's answer."""
+    first = send_inbound(
+        client, secret, [person_record("0000123", email="jane@example.ac.uk"), application_record("0000123")]
+    )
+    send_inbound(client, secret, [person_record("0000456", "John", "Smith")])
+    return dict(first)
 
 
 # -- browser --------------------------------------------------------------------------------------
