@@ -18,7 +18,9 @@ VIEWER_ALLOWED = {"/admin/sign-in", "/admin/sign-out", "/admin/connections/{name
 
 def _pages(client, hub):
     with hub.store.read() as conn:
-        request_id = conn.execute(select(request_log.c.id).order_by(request_log.c.received_at)).scalars().first()
+        request_id = (
+            conn.execute(select(request_log.c.id).order_by(request_log.c.received_at)).scalars().first()
+        )
     person_url = client.get("/admin/people?q=0000123", follow_redirects=False).headers["location"]
     return [
         "/admin/",
