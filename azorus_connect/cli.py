@@ -19,6 +19,7 @@ from .admin.commands import admin as admin_commands
 from .exceptions import AzorusError, ConfigError
 from .hub import Hub
 from .plugins import PluginHost
+from .scaffold import plugin_group
 from .store.schema import outbox, request_key, request_log
 
 __all__ = ["cli", "main"]
@@ -342,6 +343,7 @@ def outbox_skip(state: _State, message_id: int) -> None:
 
 
 cli.add_command(admin_commands)
+cli.add_command(plugin_group)
 
 _PLUGINS: PluginHost | None = None
 

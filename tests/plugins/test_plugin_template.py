@@ -44,8 +44,15 @@ def test_an_existing_directory_is_never_overwritten(tmp_path: Path) -> None:
 
 def test_generated_plugin_is_found_by_entry_point_and_passes_the_contract_suite(tmp_path: Path) -> None:
     target = tmp_path / "azorus-acme-sis"
-    result = CliRunner().invoke(plugin_group, ["new", "acme-sis", "--directory", str(target)])
-    assert result.exit_code == 0, result.output
+    made = subprocess.run(
+        [sys.executable, "-m", "azorus_connect", "plugin", "new", "acme-sis", "--directory", str(target)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert "connector type 'acme_sis'" in made.stdout
     assert (target / "azorus_acme_sis" / "hooks.py").is_file() and not list(target.rglob("*.jinja"))
 
     lint = subprocess.run(
