@@ -122,6 +122,20 @@ class Engine:
         self._emit(results, source)
         return results
 
+    def apply_in(
+        self,
+        conn: Connection,
+        records: Sequence[CanonicalRecord],
+        source: Source,
+        options: ApplyOptions | None = None,
+    ) -> list[RecordResult]:
+        """Apply ``records`` inside the caller's open transaction on ``conn``: no commit, no events.
+
+        A dry run over many batches uses it so later batches see what earlier ones would do,
+        then rolls the one transaction back.
+        """
+        return _Batch(self.hub, conn, source, options or ApplyOptions()).run(records)
+
     def _emit(self, results: list[RecordResult], source: Source) -> None:
         hook = self.hub.plugins.hook.azorus_record_changed
         if not hook.get_hookimpls():
@@ -202,6 +216,7 @@ class _Batch:
             return {}
         known = rec_store.known_codes(self.conn, {(ln, code) for v in wanted.values() for _, ln, code in v})
         warnings: dict[int, list[str]] = {}
+        kinds = {i: rec.kind for i, rec in items}
         for i, checks in wanted.items():
             bad = [
                 f"{f}: code {code!r} is not in list {ln!r}"
@@ -211,7 +226,7 @@ class _Batch:
             if not bad:
                 continue
             if self.opts.unknown_codes == "strict":
-                kind = items[[j for j, _ in items].index(i)][1].kind
+                kind = kinds[i]
                 self._reject(i, kind, InvalidRecord("; ".join(bad)))
             else:
                 warnings[i] = [b + " (stored as is)" for b in bad]
@@ -266,8 +281,7 @@ class _Batch:
                 changes=changes,
             )
         mapping = state.write(self.conn, self.now)
-        for provisional, real in mapping.items():
-            self.index.rebind(provisional, real)
+        self.index.rebind(mapping)
         for r in self.results:
             if r is not None and r.kind == EntityKind.PERSON and r.hub_id is not None and r.hub_id < 0:
                 r.hub_id = r.person_id = mapping[r.hub_id]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Connection, select, tuple_
+from sqlalchemy import Connection, select
 
 from .exceptions import IdentityConflict, InvalidRecord
 from .store.schema import identifier, person
@@ -31,18 +31,21 @@ class IdentityIndex:
 
     def load(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Look up every (scheme, value) not yet known, in chunks."""
-        wanted = [p for p in dict.fromkeys(pairs) if p not in self._owner]
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
-            for key in chunk:
+        by_scheme: dict[str, list[str]] = {}
+        for key in dict.fromkeys(pairs):
+            if key not in self._owner:
                 self._owner[key] = None
-            rows = self.conn.execute(
-                select(identifier.c.scheme, identifier.c.value, identifier.c.person_id).where(
-                    tuple_(identifier.c.scheme, identifier.c.value).in_(chunk)
+                by_scheme.setdefault(key[0], []).append(key[1])
+        # One scheme per query, so the (scheme, value) index is used (a row-value IN scans).
+        for scheme, values in by_scheme.items():
+            for start in range(0, len(values), _CHUNK):
+                rows = self.conn.execute(
+                    select(identifier.c.value, identifier.c.person_id).where(
+                        identifier.c.scheme == scheme, identifier.c.value.in_(values[start : start + _CHUNK])
+                    )
                 )
-            )
-            for scheme, value, pid in rows:
-                self._owner[(scheme, value)] = pid
+                for value, pid in rows:
+                    self._owner[(scheme, value)] = pid
 
     def load_ids(self, ids: Iterable[int]) -> set[int]:
         """Which of these hub ids exist."""
@@ -66,10 +69,12 @@ class IdentityIndex:
         self._next_new -= 1
         return pid
 
-    def rebind(self, provisional: int, real: int) -> None:
-        for key, pid in self._owner.items():
-            if pid == provisional:
-                self._owner[key] = real
+    def rebind(self, mapping: dict[int, int]) -> None:
+        """Replace provisional ids by the ids the insert assigned."""
+        if mapping:
+            for key, pid in self._owner.items():
+                if pid is not None and pid < 0:
+                    self._owner[key] = mapping.get(pid, pid)
 
     def resolve(
         self,

@@ -7,12 +7,27 @@ statements for a whole batch, never one round trip per field.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, select, tuple_, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Date,
+    DateTime,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from ..exceptions import InvalidRecord
 from ..model import Application, Enquiry, EntityKind, Person, ReferenceValue
@@ -56,6 +71,69 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__}")
 
 
+def allocate_ids(conn: Connection, table: Table, count: int) -> list[int]:
+    """Reserve ``count`` new primary keys, so a batch insert needs no RETURNING round trips.
+
+    PostgreSQL draws them from the table's sequence; SQLite continues after the largest id, which
+    is safe because a write transaction there holds the only write lock.
+    """
+    if count <= 0:
+        return []
+    if conn.dialect.name == "postgresql":
+        seq = f"{table.name}_id_seq"
+        rows = conn.execute(text(f"SELECT nextval('{seq}') FROM generate_series(1, :n)"), {"n": count})
+        return [int(r[0]) for r in rows]
+    start = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+    return list(range(start + 1, start + 1 + count))
+
+
+def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT many rows straight through the driver's executemany (the hot path of big batches).
+
+    Values are converted the way the Core types would store them: JSON columns as JSON text, and
+    on SQLite dates and times as ISO text.
+    """
+    if not rows:
+        return
+    columns = [c for c in table.columns if c.name in rows[0]]
+    sqlite = conn.dialect.name == "sqlite"
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    placeholders = []
+    converters: list[Any] = []
+    for col in columns:
+        if isinstance(col.type, JSON):
+            placeholders.append(mark if sqlite else f"CAST({mark} AS json)")
+            converters.append(_json_text)
+        elif sqlite and isinstance(col.type, DateTime):
+            placeholders.append(mark)
+            converters.append(_sqlite_datetime)
+        elif sqlite and isinstance(col.type, Date):
+            placeholders.append(mark)
+            converters.append(_sqlite_date)
+        else:
+            placeholders.append(mark)
+            converters.append(None)
+    names = ", ".join(conn.dialect.identifier_preparer.quote(c.name) for c in columns)
+    sql = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join(placeholders)})"
+    keys = [c.name for c in columns]
+    pairs = list(zip(keys, converters, strict=True))
+    params = [tuple(row[k] if conv is None else conv(row[k]) for k, conv in pairs) for row in rows]
+    conn.exec_driver_sql(sql, params)
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=_json_default, ensure_ascii=False)
+
+
+@functools.lru_cache(maxsize=256)  # a batch stamps every row with the same time
+def _sqlite_datetime(value: Any) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _sqlite_date(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
+
+
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
@@ -67,15 +145,23 @@ def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
 def known_codes(conn: Connection, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which (list, code) pairs exist."""
     found: set[tuple[str, str]] = set()
-    items = sorted(pairs)
-    for chunk in _chunks(items):
-        rows = conn.execute(
-            select(reference_value.c.list_name, reference_value.c.code).where(
-                tuple_(reference_value.c.list_name, reference_value.c.code).in_(chunk)
+    for list_name, codes in _group(pairs).items():
+        for chunk in _chunks(codes):
+            rows = conn.execute(
+                select(reference_value.c.code).where(
+                    reference_value.c.list_name == list_name, reference_value.c.code.in_(chunk)
+                )
             )
-        )
-        found.update((ln, code) for ln, code in rows)
+            found.update((list_name, code) for (code,) in rows)
     return found
+
+
+def _group(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """(a, x), (a, y), (b, z) -> {a: [x, y], b: [z]}: one indexed query per group (a row-value IN scans)."""
+    out: dict[str, list[str]] = {}
+    for first, second in sorted(set(pairs)):
+        out.setdefault(first, []).append(second)
+    return out
 
 
 def apply_references(
@@ -91,13 +177,14 @@ def apply_references(
     if missing:
         conn.execute(insert(reference_list), missing)
     existing: dict[tuple[str, str], dict[str, Any]] = {}
-    for chunk in _chunks(sorted({(r.list_name, r.code) for _, r in refs})):
-        for found in conn.execute(
-            select(reference_value).where(
-                tuple_(reference_value.c.list_name, reference_value.c.code).in_(chunk)
-            )
-        ).mappings():
-            existing[(found["list_name"], found["code"])] = dict(found)
+    for list_name, codes in _group((r.list_name, r.code) for _, r in refs).items():
+        for chunk in _chunks(codes):
+            for found in conn.execute(
+                select(reference_value).where(
+                    reference_value.c.list_name == list_name, reference_value.c.code.in_(chunk)
+                )
+            ).mappings():
+                existing[(found["list_name"], found["code"])] = dict(found)
     out: list[tuple[int, RecordResult]] = []
     row: dict[str, Any] | None
     new_rows: list[dict[str, Any]] = []
@@ -145,16 +232,10 @@ def apply_references(
                 updates.append(dict(row))
         out.append((i, res))
     if new_rows:
-        ids = (
-            conn.execute(
-                insert(reference_value).returning(reference_value.c.id, sort_by_parameter_order=True),
-                [{k: v for k, v in r.items() if k != "id"} for r in new_rows],
-            )
-            .scalars()
-            .all()
-        )
+        ids = allocate_ids(conn, reference_value, len(new_rows))
         for row, res, new_id in zip(new_rows, new_results, ids, strict=True):
             row["id"] = res.hub_id = new_id
+        bulk_insert(conn, reference_value, new_rows)
     if updates:
         stmt = (
             update(reference_value)
@@ -251,9 +332,10 @@ class PeopleState:
                 }
                 for p in new
             ]
-            ids = conn.execute(
-                insert(person).returning(person.c.id, sort_by_parameter_order=True), rows
-            ).scalars()
+            ids = allocate_ids(conn, person, len(rows))
+            for row, new_id in zip(rows, ids, strict=True):
+                row["id"] = new_id
+            bulk_insert(conn, person, rows)
             mapping = dict(zip(new, ids, strict=True))
             for prov, real in mapping.items():
                 self.rows[real] = self.rows.pop(prov)
@@ -286,8 +368,9 @@ class PeopleState:
                 [{"p": p, "s": s, "v": v} for p, s, v in stale],
             )
         if self.id_inserts:
-            conn.execute(
-                insert(identifier),
+            bulk_insert(
+                conn,
+                identifier,
                 [
                     {"person_id": mapping.get(p, p), "scheme": s, "value": v, "created_at": now}
                     for p, s, v in _final_inserts(self.id_inserts)
@@ -436,9 +519,10 @@ def apply_links(
             | {"created_at": now, "updated_at": now}
             for r in new
         ]
-        ids = conn.execute(
-            insert(table).returning(table.c.id, sort_by_parameter_order=True), params
-        ).scalars()
+        ids = allocate_ids(conn, table, len(params))
+        for param, new_id in zip(params, ids, strict=True):
+            param["id"] = new_id
+        bulk_insert(conn, table, params)
         mapping = dict(zip(new, ids, strict=True))
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     for rid, cols in dirty.items():
@@ -508,4 +592,4 @@ def log_changes(conn: Connection, results: Sequence[RecordResult], source: Sourc
                     }
                 )
     if rows:
-        conn.execute(insert(change_log), rows)
+        bulk_insert(conn, change_log, rows)
