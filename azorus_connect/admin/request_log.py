@@ -24,6 +24,7 @@ __all__ = [
     "FilterError",
     "RequestFilters",
     "RequestPage",
+    "page_query",
     "pretty_body",
     "records_touched",
     "request_detail",
@@ -192,6 +193,21 @@ def _parse_cursor(text: str) -> tuple[dt.datetime, str]:
         raise FilterError("the page cursor is not valid: start again from the first page") from None
 
 
+def page_query(
+    filters: RequestFilters, *, before: str | None = None, after: str | None = None, limit: int = PAGE_SIZE
+) -> Select[Any]:
+    """The statement for one page: newest first before a cursor, or oldest first after one."""
+    q = requests_query(filters)
+    t, rid = request_log.c.received_at, request_log.c.id
+    if after:
+        at, aid = _parse_cursor(after)
+        return q.where(or_(t > at, and_(t == at, rid > aid))).order_by(t.asc(), rid.asc()).limit(limit)
+    if before:
+        bt, bid = _parse_cursor(before)
+        q = q.where(or_(t < bt, and_(t == bt, rid < bid)))
+    return q.order_by(t.desc(), rid.desc()).limit(limit)
+
+
 def request_page(
     conn: Connection,
     filters: RequestFilters,
@@ -201,17 +217,8 @@ def request_page(
     limit: int = PAGE_SIZE,
 ) -> RequestPage:
     """A page of requests matching ``filters``, newest first, before or after a cursor."""
-    q = requests_query(filters)
-    t, rid = request_log.c.received_at, request_log.c.id
-    if after:
-        at, aid = _parse_cursor(after)
-        q = q.where(or_(t > at, and_(t == at, rid > aid))).order_by(t.asc(), rid.asc())
-    else:
-        if before:
-            bt, bid = _parse_cursor(before)
-            q = q.where(or_(t < bt, and_(t == bt, rid < bid)))
-        q = q.order_by(t.desc(), rid.desc())
-    rows = [dict(r._mapping) for r in conn.execute(q.limit(limit + 1))]
+    q = page_query(filters, before=before, after=after, limit=limit + 1)
+    rows = [dict(r._mapping) for r in conn.execute(q)]
     more = len(rows) > limit
     rows = rows[:limit]
     if after:
