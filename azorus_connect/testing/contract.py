@@ -44,7 +44,7 @@ from ..connector import (
     SourceRecord,
 )
 from ..exceptions import AzorusError, ConfigError
-from ..model import CanonicalRecord, EntityKind, Person
+from ..model import Application, CanonicalRecord, Enquiry, EntityKind, Person
 from ..plugins import PluginHost
 from ..transform.mapping import Mapper, build_mapping
 
@@ -56,9 +56,20 @@ CONNECTION_NAME = "contract"
 _MAX_PAGES = 1000
 
 
-def outbound_payload(record: CanonicalRecord) -> dict[str, Any]:
-    """A canonical record as the JSON-able snapshot an :class:`OutboundMessage` carries."""
-    return record.model_dump(mode="json", exclude_none=False)
+def outbound_payload(
+    record: CanonicalRecord, hub_id: int, person: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A canonical record shaped like the snapshot an :class:`OutboundMessage` carries.
+
+    People carry their ``hub_id`` and ``identifiers``; an enquiry or application carries its
+    ``person`` (pass that person's payload), as the outbox queues them.
+    """
+    payload = record.model_dump(mode="json", exclude_none=False)
+    payload["hub_id"] = hub_id
+    if isinstance(record, (Enquiry, Application)):
+        payload["person_id"] = person["hub_id"] if person else record.person.hub_id
+        payload["person"] = person or {"identifiers": dict(record.person.identifiers)}
+    return payload
 
 
 class ConnectorContract:
@@ -339,22 +350,34 @@ class ConnectorContract:
 
 
 def _messages(connection: str, records: Sequence[CanonicalRecord]) -> list[OutboundMessage]:
+    """Outbound messages for ``records``; a link record's person is found among them by identifier."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    return [
-        OutboundMessage(
-            id=n,
-            connection=connection,
-            entity=record.kind,
-            record_id=n,
-            person_id=n if record.kind == "person" else None,
-            operation="upsert",
-            payload=outbound_payload(record),
-            changed=sorted(record.model_fields_set),
-            attempts=0,
-            queued_at=now,
+    people = {n: outbound_payload(r, n) for n, r in enumerate(records, start=1) if isinstance(r, Person)}
+    messages = []
+    for n, record in enumerate(records, start=1):
+        person_id: int | None = n if isinstance(record, Person) else None
+        person = None
+        if isinstance(record, (Enquiry, Application)):
+            wanted = set(record.person.identifiers.items())
+            person_id = next(
+                (pid for pid, p in people.items() if wanted & set(p["identifiers"].items())), None
+            )
+            person = people.get(person_id) if person_id is not None else None
+        messages.append(
+            OutboundMessage(
+                id=n,
+                connection=connection,
+                entity=record.kind,
+                record_id=n,
+                person_id=person_id,
+                operation="upsert",
+                payload=people.get(n) or outbound_payload(record, n, person),
+                changed=sorted(record.model_fields_set),
+                attempts=0,
+                queued_at=now,
+            )
         )
-        for n, record in enumerate(records, start=1)
-    ]
+    return messages
 
 
 def _exercise(
