@@ -37,19 +37,32 @@ def _config(sis: ExampleSis) -> dict[str, Any]:
                 "retry_delays": [0.0],
                 "settings": {"base_url": sis.url, "api_key": {"env": "EXAMPLE_SIS_API_KEY"}, "page_size": 2},
             },
-            "campus_b": {
-                "type": "example_sis",
-                "match_on": ["example_sis", "mst"],
+            "sits": {
+                "type": "sits",
+                "match_on": ["mst", "sits_stu"],
                 "directions": {"person": "receive"},
-                "settings": {"base_url": sis.url, "api_key": {"env": "EXAMPLE_SIS_API_KEY"}},
+                "settings": {"inbound": {"username": "STUTALK", "password": {"env": "E2E_STUTALK_PASSWORD"}}},
             },
         }
     }
 
 
+STUTALK = """<?xml version="1.0" encoding="UTF-8"?>
+<EXCHANGE><STU>
+  <STU.SRS><STU_CODE>24000777</STU_CODE><STU_HAEM>Grace.Hopper@Navy.example</STU_HAEM>
+    <MRE><MRE.MENSYS><MST><MST.SRS><MST_CODE>0000777</MST_CODE></MST.SRS></MST></MRE.MENSYS></MRE>
+  </STU.SRS>
+  <STU.SRS><STU_CODE>24000888</STU_CODE><STU_FNM1>Katherine</STU_FNM1><STU_SURN>Johnson</STU_SURN>
+    <STU_DOB>26-AUG-2001</STU_DOB>
+    <MRE><MRE.MENSYS><MST><MST.SRS><MST_CODE>0000888</MST_CODE></MST.SRS></MST></MRE.MENSYS></MRE>
+  </STU.SRS>
+</STU></EXCHANGE>"""
+
+
 @pytest.fixture
 def sis_hub(example_sis: ExampleSis, make_hub: Callable[..., Hub], monkeypatch: pytest.MonkeyPatch) -> Hub:
     monkeypatch.setenv("EXAMPLE_SIS_API_KEY", example_sis.state.api_key)
+    monkeypatch.setenv("E2E_STUTALK_PASSWORD", "stutalk-e2e-password")
     example_sis.state.put_student({"given_name": "Grace", "family_name": "Hopper", "hub_ref": "0000777"})
     return make_hub(_config(example_sis), plugins=PluginHost.load())
 
@@ -104,7 +117,9 @@ def test_plugins_json_lists_it_with_its_hooks(tmp_path: Path) -> None:
     )
 
 
-def test_pull_store_change_elsewhere_send_back_in_one_batch(sis_hub: Hub, example_sis: ExampleSis) -> None:
+def test_pull_store_change_elsewhere_send_back_in_one_batch(
+    sis_hub: Hub, example_sis: ExampleSis, hub_client: Callable[[Hub], Any]
+) -> None:
     hub, sis = sis_hub, example_sis
 
     pulled = hub.sync("sis")
@@ -116,39 +131,37 @@ def test_pull_store_change_elsewhere_send_back_in_one_batch(sis_hub: Hub, exampl
     assert _queue(hub, "sis") == [], "what came from the SIS is not sent back to it"
     assert hub.sync("sis").records == 0, "nothing changed since the watermark"
 
-    changed_elsewhere = [
-        Person(identifiers={"example_sis": "S000001"}, phone="+44 7700 900123", email="ada@lovelace.example"),
-        Person(
-            identifiers={"mst": "0000888"},
-            first_name="Katherine",
-            last_name="Johnson",
-            date_of_birth="2001-08-26",
-            nationality="US",
-        ),
-        Person(identifiers={"example_sis": "S000002"}, phone=None),  # already unset: no change, no message
-    ]
-    results = hub.apply(
-        changed_elsewhere, Source(connection="campus_b"), hub.apply_options(hub.config.connection("campus_b"))
+    # SITS posts two students over StuTalk: Grace (matched by her MST code) and someone new.
+    stutalk = hub_client(hub).post(
+        "/inbound/sits",
+        content=STUTALK.encode(),
+        auth=("STUTALK", "stutalk-e2e-password"),
+        headers={"Content-Type": "application/xml", "Accept": "application/json"},
     )
-    assert [r.action for r in results] == ["updated", "created", "unchanged"]
+    assert stutalk.status_code == 201, stutalk.text
+    assert sorted(r["action"] for r in stutalk.json()["records"]) == ["created", "updated"], stutalk.text
     assert [m["status"] for m in _queue(hub, "sis")] == ["pending", "pending"]
+    assert _queue(hub, "sits") == [], "SITS only receives people"
 
     drained = Worker(hub, pulls=False).drain("sis")
     assert (drained.sent, drained.failed, drained.retried) == (2, 0, 0)
     assert len(sis.state.batches) == 1, "both messages went in one batch"
     (batch,) = sis.state.batches
-    assert [item["student"].get("student_id") for item in batch] == ["S000001", None]
-    assert sis.state.students["S000001"]["phone"] == "+44 7700 900123"
-    assert sis.state.students["S000001"]["email"] == "ada@lovelace.example"
+    assert [item["student"].get("student_id") for item in batch] == ["S000003", None]
+    assert sis.state.students["S000003"]["email"] == "grace.hopper@navy.example"
+    assert sis.state.students["S000003"]["family_name"] == "Hopper", "what SITS did not send is kept"
     created = next(s for s in sis.state.students.values() if s.get("hub_ref") == "0000888")
-    assert (created["given_name"], created["birth_date"], created["nationality"]) == (
+    assert (created["given_name"], created["family_name"], created["birth_date"]) == (
         "Katherine",
+        "Johnson",
         "2001-08-26",
-        "US",
     )
-    assert _people(hub)[created["student_id"]]["first_name"] == "Katherine", (
-        "the SIS's new id was written back"
-    )
+    katherine = _people(hub)[created["student_id"]]
+    assert katherine["identifiers"] == {
+        "example_sis": created["student_id"],
+        "mst": "0000888",
+        "sits_stu": "24000888",
+    }
     assert [m["status"] for m in _queue(hub, "sis")] == ["sent", "sent"]
 
     again = hub.sync("sis")
@@ -161,8 +174,8 @@ def test_sis_failures_retry_in_order_and_a_refused_item_parks_with_its_reason(
 ) -> None:
     hub, sis = sis_hub, example_sis
     hub.sync("sis")
-    source = Source(connection="campus_b")
-    options = hub.apply_options(hub.config.connection("campus_b"))
+    source = Source(connection="sits")
+    options = hub.apply_options(hub.config.connection("sits"), match_on=("example_sis",))
     hub.apply([Person(identifiers={"example_sis": "S000001"}, phone="1")], source, options)
     hub.apply([Person(identifiers={"example_sis": "S000002"}, email="refuse@example.org")], source, options)
     hub.apply([Person(identifiers={"example_sis": "S000003"}, phone="3")], source, options)
