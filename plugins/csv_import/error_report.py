@@ -60,6 +60,7 @@ class ErrorReportWriter:
         else:
             stream = target
         self._width = len(header)
+        self._delimiter = delimiter
         self._writer = csv.writer(
             stream, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n"
         )
@@ -84,6 +85,20 @@ class ErrorReportWriter:
             values = values[: self._width]
         self._writer.writerow([str(number), *values, neutralise(reason)])
         self.rows_written += 1
+
+    def copy_from(self, path: str | os.PathLike[str], *, up_to_row: int) -> None:
+        """Carry over the rows of an earlier report up to row ``up_to_row`` (a resumed run)."""
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh, delimiter=self._delimiter)
+            next(reader, None)
+            for line in reader:
+                if line and line[0].isdigit() and int(line[0]) <= up_to_row:
+                    self._writer.writerow(line)
+                    self.rows_written += 1
+
+    def flush(self) -> None:
+        if self._owned is not None:
+            self._owned.flush()
 
     def close(self) -> None:
         if self._owned is not None:

@@ -215,6 +215,18 @@ class CsvFile:
         """
         return RowStream(self)
 
+    def count_rows(self) -> int:
+        """How many records follow the header (one quick pass; for progress and ETA)."""
+        with open(self.path, encoding=self.encoding, newline="") as fh:
+            reader = csv.reader(fh, delimiter=self.delimiter)
+            count = -1
+            try:
+                for _ in reader:
+                    count += 1
+            except csv.Error:
+                pass
+            return max(count, 0)
+
 
 class _CountingFile(io.FileIO):
     """A binary file that counts the bytes read from it, for progress through a text stream."""
