@@ -5,10 +5,13 @@ and the admin role unless noted."""
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 
 from ..store.db import utcnow
 from ..web.security import (
@@ -68,9 +71,48 @@ def _not_found(request: Request, principal: Principal, what: str) -> Response:
     )
 
 
+_HEADINGS = {
+    400: "Bad request",
+    401: "Sign-in needed",
+    403: "Not allowed",
+    404: "Not found",
+    429: "Slow down",
+}
+
+
+class _AdminRoute(APIRoute):
+    """Answers a browser's refused request (403, 404, ...) with an HTML page instead of JSON."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except HTTPException as exc:
+                if exc.status_code < 400 or "text/html" not in request.headers.get("accept", ""):
+                    raise
+                principal = await run_in_threadpool(current_principal, request)
+                context = {
+                    "status_code": exc.status_code,
+                    "heading": _HEADINGS.get(exc.status_code, "Something went wrong"),
+                    "message": str(exc.detail),
+                }
+                return pages.render(
+                    request,
+                    "error.html",
+                    context,
+                    principal=principal,
+                    status_code=exc.status_code,
+                    headers=exc.headers,
+                )
+
+        return handler
+
+
 def build_router(hub: Hub) -> APIRouter:
     """The admin pages for ``hub``."""
-    router = APIRouter(prefix="/admin", include_in_schema=False)
+    router = APIRouter(prefix="/admin", include_in_schema=False, route_class=_AdminRoute)
 
     @router.get("/static/{name}")
     def static(name: str) -> Response:

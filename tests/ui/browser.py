@@ -41,5 +41,13 @@ class ConsoleLog:
         page.on("pageerror", lambda exc: self.errors.append(f"{page.url}: {exc}"))
         return page
 
+    def allow(self, expected: str) -> None:
+        """Take out the errors an intended refusal logs (e.g. "status of 403"); at least one must be there."""
+        kept = [e for e in self.errors if expected not in e]
+        assert len(kept) < len(self.errors), (
+            f"expected a console error containing {expected!r}: {self.errors}"
+        )
+        self.errors[:] = kept
+
 
 __all__ = ["CHROMIUM", "ConsoleLog", "launch", "sync_playwright", "wait_for"]
