@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "contrib" / "azorus-example-sis"))
-from azorus_example_sis.server import MAX_BATCH, ExampleSis
+if TYPE_CHECKING:
+    from azorus_example_sis.server import ExampleSis
 
 KEY = "sis-test-key"
+MAX_BATCH = 100  # the SIS's documented limit
 
 
 @pytest.fixture
-def sis() -> Iterator[ExampleSis]:
+def sis(example_sis_installed: object) -> Iterator[ExampleSis]:
+    from azorus_example_sis.server import MAX_BATCH as limit
+    from azorus_example_sis.server import ExampleSis
+
+    assert limit == MAX_BATCH
     with ExampleSis(KEY) as server:
         yield server
 
