@@ -157,7 +157,7 @@ class _Flattener:
         nested: list[XetRow] = []
         self._absorb(row, fields, nested)
         names = self._names(row.entity)
-        if not names and top and row.entity in self.merge:
+        if not names and top and row.entity in self.merge and row.children:
             for child in row.children:  # e.g. MRE at the root: its MST rows stand alone
                 self.visit(child, {**context, **row.fields}, top=True)
             return

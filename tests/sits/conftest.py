@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from azorus_simulators.sits_rws import FakeSitsRws
 
 from azorus_connect import Hub
+from azorus_connect.plugins import PluginHost
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "sits"
 HOSTILE = FIXTURES / "hostile"
@@ -68,6 +70,20 @@ def sits_config(
             }
         }
     }
+
+
+@pytest.fixture(scope="session")
+def azorus_plugins() -> PluginHost:
+    """Only the SITS plugin, found through its entry point like any installed plugin."""
+    saved = os.environ.get("AZORUS_PLUGINS")
+    os.environ["AZORUS_PLUGINS"] = "sits"
+    try:
+        return PluginHost.load()
+    finally:
+        if saved is None:
+            del os.environ["AZORUS_PLUGINS"]
+        else:
+            os.environ["AZORUS_PLUGINS"] = saved
 
 
 @pytest.fixture(autouse=True)
