@@ -297,7 +297,10 @@ class Mapper:
                 return Person(identifiers=identifiers, custom=custom, **data)
             if rule.kind == EntityKind.REFERENCE:
                 if "in_use" in data and not isinstance(data["in_use"], bool):
-                    data["in_use"] = parse_bool(data["in_use"])
+                    try:
+                        data["in_use"] = parse_bool(data["in_use"])
+                    except ValueError as exc:
+                        raise InvalidRecord(f"in_use: {exc}", field="in_use", line=line) from None
                 return ReferenceValue(list_name=rule.list_name or "", **data)
             person = {"identifiers": link, "hub_id": link_hub}
             if rule.kind == EntityKind.ENQUIRY:
