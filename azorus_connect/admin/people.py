@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, or_, select, tuple_
+from sqlalchemy import Connection, func, or_, select
 
 from ..model import Application, Enquiry, Person
 from ..store.schema import application, change_log, enquiry, identifier, person, reference_value
@@ -64,13 +64,12 @@ def people_by_identifier(conn: Connection, text: str, *, schemes_only: bool = Fa
     if not text:
         return []
     scheme, sep, value = text.partition(":")
-    explicit = [(scheme.lower(), value)] if sep and value and scheme.isidentifier() else []
-    ids = _match_pairs(conn, explicit)
+    ids = _match(conn, [scheme.lower()], value) if sep and value and scheme.isidentifier() else set()
     if not schemes_only:
-        # Each (scheme, value) pair is a lookup on the unique index; a bare value is tried in every scheme.
-        ids |= _match_pairs(conn, [(s, text) for s in _schemes(conn)])
+        # ``scheme IN (...) AND value = ?`` is a few seeks on the (scheme, value) index.
+        ids |= _match(conn, _schemes(conn), text)
         if not ids:
-            ids |= _match_pairs(conn, [(s, text) for s in _schemes(conn, fresh=True)])
+            ids |= _match(conn, _schemes(conn, fresh=True), text)
     if not schemes_only and text.isdigit() and len(text) < 12:
         row = conn.execute(select(person.c.id).where(person.c.id == int(text))).first()
         if row is not None:
@@ -78,10 +77,12 @@ def people_by_identifier(conn: Connection, text: str, *, schemes_only: bool = Fa
     return sorted(ids)
 
 
-def _match_pairs(conn: Connection, pairs: list[tuple[str, str]]) -> set[int]:
-    if not pairs:
+def _match(conn: Connection, schemes: list[str], value: str) -> set[int]:
+    if not schemes:
         return set()
-    query = select(identifier.c.person_id).where(tuple_(identifier.c.scheme, identifier.c.value).in_(pairs))
+    query = select(identifier.c.person_id).where(
+        identifier.c.scheme.in_(schemes), identifier.c.value == value
+    )
     return {pid for (pid,) in conn.execute(query)}
 
 
@@ -146,12 +147,18 @@ def _labels(conn: Connection, wanted: Iterable[tuple[str, str]]) -> dict[tuple[s
     pairs = sorted({p for p in wanted if p[1] is not None})
     if not pairs:
         return {}
-    rows = conn.execute(
-        select(reference_value.c.list_name, reference_value.c.code, reference_value.c.label).where(
-            tuple_(reference_value.c.list_name, reference_value.c.code).in_(pairs)
+    by_list: dict[str, list[str]] = {}
+    for list_name, code in pairs:
+        by_list.setdefault(list_name, []).append(code)
+    found: dict[tuple[str, str], str] = {}
+    for list_name, codes in by_list.items():
+        rows = conn.execute(
+            select(reference_value.c.code, reference_value.c.label).where(
+                reference_value.c.list_name == list_name, reference_value.c.code.in_(codes)
+            )
         )
-    )
-    return {(ln, code): label for ln, code, label in rows if label}
+        found.update({(list_name, code): label for code, label in rows if label})
+    return found
 
 
 def _shown(value: Any) -> str:
