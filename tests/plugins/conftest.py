@@ -45,12 +45,12 @@ def pip(*args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def example_sis_installed() -> Iterator[importlib.metadata.Distribution]:
     """The example plugin, pip-installed (editable) into this environment like any third party's.
 
-    The running interpreter picks it up without a restart; if it was not installed before the
-    session, it is uninstalled afterwards.
+    The running interpreter picks it up without a restart.  If it was not installed before, it is
+    uninstalled after this folder's tests, so the rest of the suite sees the usual plugins.
     """
     was_installed = _installed(EXAMPLE_DIST)
     pip("install", "--quiet", "--no-deps", "--no-build-isolation", "-e", str(EXAMPLE_DIR))
