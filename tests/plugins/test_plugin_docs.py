@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import re
 import subprocess
@@ -116,6 +117,40 @@ def test_tutorial_code_runs_and_its_tests_pass(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     summary = run.stdout.strip().splitlines()[-1]
     assert re.search(r"\b7 passed, 3 skipped\b", summary), run.stdout[-2000:]
+
+    # The tutorial's pyproject makes a real distribution the hub finds through its entry point.
+    site = tmp_path / "site"
+    install = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert install.returncode == 0, install.stdout + install.stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "azorus_connect", "plugins", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=site,
+        env={**os.environ, "PYTHONPATH": str(site)},
+    )
+    assert listed.returncode == 0, listed.stderr
+    open_day = next(p for p in json.loads(listed.stdout) if p["name"] == "open_day")
+    assert open_day["connector_types"] == ["open_day"] and not open_day["error"]
+    assert open_day["hooks"] == ["azorus_receive", "azorus_register_connector_types"]
 
 
 @pytest.mark.parametrize("hook", sorted(_hooks()))
