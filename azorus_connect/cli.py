@@ -164,6 +164,7 @@ def serve(
             log_level="warning",
             ssl_certfile=tls_cert,
             ssl_keyfile=tls_key,
+            timeout_graceful_shutdown=10,
         )
     else:
         from .web.app import create_app
@@ -175,6 +176,7 @@ def serve(
             log_level="warning",
             ssl_certfile=tls_cert,
             ssl_keyfile=tls_key,
+            timeout_graceful_shutdown=10,
         )
     if worker is not None:
         worker.stop()
@@ -355,7 +357,7 @@ def _register_plugin_commands() -> None:
     except AzorusError as exc:
         click.echo(f"error: {exc.message}", err=True)
         raise SystemExit(2) from None
-    _PLUGINS.hook.azorus_register_commands(cli=cli)
+    _PLUGINS.call_each("azorus_register_commands", cli=cli)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -147,7 +147,22 @@ class PluginHost:
         return self._transforms
 
     def admin_links(self) -> list[tuple[str, str]]:
-        return [link for links in self.pm.hook.azorus_register_admin_links() for link in (links or ())]
+        return [link for links in self.call_each("azorus_register_admin_links") for link in (links or ())]
+
+    def call_each(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Call every implementation of a ``register_*`` hook; one that fails is logged and left out
+        (fatal under ``AZORUS_STRICT_PLUGINS=1``), so one broken plugin cannot take the hub down."""
+        strict = os.environ.get("AZORUS_STRICT_PLUGINS", "") not in ("", "0", "false")
+        results = []
+        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            args = {name: kwargs[name] for name in impl.argnames}
+            try:
+                results.append(impl.function(**args))
+            except Exception as exc:
+                if strict:
+                    raise PluginError(f"plugin {impl.plugin_name!r} failed in {hook_name}: {exc}") from exc
+                log.error("plugin %s failed in %s and is left out: %s", impl.plugin_name, hook_name, exc)
+        return results
 
 
 def _check_api_version(name: str, obj: Any) -> None:

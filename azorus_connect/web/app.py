@@ -102,7 +102,7 @@ def create_app(hub: Hub) -> FastAPI:
 
     app.include_router(api_router(hub))
     app.include_router(admin_router(hub))
-    for routers in hub.plugins.hook.azorus_register_routes():
+    for routers in hub.plugins.call_each("azorus_register_routes"):
         for router in routers or ():
             app.include_router(router)
     return app
