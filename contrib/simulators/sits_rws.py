@@ -3,7 +3,8 @@
 It routes ``/urd/sits.urd/run/SIW_RWS/<SERVICE>[/<PARAM>/<VALUE>]...``, checks HTTP Basic, and
 answers a create (POST/PUT) with 201 and a new zero-padded MST code inside the configured tag, as
 Bristol's PERSONNEL service does.  A body carrying a known identity tag value (the hub's id) is
-answered 200 with the MST code given before, so a re-sent message creates nothing twice.  Switches
+answered 200 with the MST code given before, so a re-sent message creates nothing twice; a body
+that names its MST code updates that record (200).  Switches
 add latency, answer the next N requests with a 5xx/429/400, report an error inside a 200 body
 (``status`` -1 with a ``messagebuffer``), or send a malformed reply.  Every request is recorded.
 
@@ -271,8 +272,9 @@ class FakeSitsRws:
         if not re.search(r"<\w", text):
             return 400, b"<error>request body is not XML</error>", "text/xml", ()
         identity = _tag_value(text, self.identity_tag) if self.identity_tag else None
+        given = _tag_value(text, self.mst_tag)  # an update of a master record SITS already has
         with self._lock:
-            known = self._by_identity.get(identity) if identity else None
+            known = given or (self._by_identity.get(identity) if identity else None)
             if known is None:
                 known, status = str(self._next_mst).zfill(self.mst_width), 201
                 self._next_mst += 1
