@@ -17,8 +17,10 @@ connection's settings that work against a running fake of your system::
 The suite loads the installed plugins exactly as the hub does (entry points), builds a
 connection through the config loader and calls the plugin's hooks: the type is declared sanely,
 bad settings are refused with a clear error, the default mapping is valid, received or pulled
-records map, every send answers one outcome per message, the connection check answers, and no
-secret reaches a ``repr``, an error or a log line.
+records map, the watermark moves forward, every send answers one outcome per message, the
+connection check answers, a system that is down means "try again later" (never "sent"), and no
+secret reaches a ``repr``, an error or a log line.  Give ``unreachable_settings`` to get the
+last checks against a port where nothing listens.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from ..connector import (
     SendOutcome,
     SourceRecord,
 )
-from ..exceptions import AzorusError, ConfigError
+from ..exceptions import AzorusError, ConfigError, RetryableError
 from ..model import Application, CanonicalRecord, Enquiry, EntityKind, Person
 from ..plugins import PluginHost
 from ..transform.mapping import Mapper, build_mapping
@@ -316,6 +318,33 @@ class ConnectorContract:
             down = self._connection(plugin_host, ctype, unreachable_settings)
             failed = plugin_host.hook.azorus_check_connection(connection=down)
             assert isinstance(failed, CheckResult) and not failed.ok and failed.detail
+
+    def test_a_system_that_is_down_means_try_again_later(
+        self,
+        plugin_host: PluginHost,
+        ctype: ConnectorType,
+        unreachable_settings: dict[str, Any] | None,
+        _secrets_set: dict[str, str],
+        request: pytest.FixtureRequest,
+    ) -> None:
+        """Pull raises a retryable error; send answers ``retry`` (never ``sent``) or raises one."""
+        if unreachable_settings is None or not {"pull", "send"} & ctype.capabilities:
+            pytest.skip("no unreachable_settings given, or nothing to pull or send")
+        down = self._connection(plugin_host, ctype, unreachable_settings)
+        if "pull" in ctype.capabilities:
+            with pytest.raises(RetryableError):
+                plugin_host.hook.azorus_pull(connection=down, watermark=None)
+        if "send" in ctype.capabilities:
+            records = request.getfixturevalue("outbound_records") or request.getfixturevalue("mapped")
+            batch = _messages(down.name, [r for r in records if r.kind in ctype.entity_kinds])
+            batch = batch[: ctype.send_batch_size]
+            try:
+                outcomes = plugin_host.hook.azorus_send(connection=down, messages=batch)
+            except RetryableError:
+                return
+            assert outcomes, "azorus_send answered nothing for its own connection"
+            assert len(outcomes) <= len(batch)
+            assert all(o.status == "retry" and o.reason for o in outcomes), outcomes
 
     def test_secrets_never_reach_repr_errors_or_logs(
         self,

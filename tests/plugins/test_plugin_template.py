@@ -108,4 +108,4 @@ def test_generated_plugin_is_found_by_entry_point_and_passes_the_contract_suite(
         cwd=target,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    assert "8 passed" in run.stdout and "skipped" not in run.stdout, run.stdout[-2000:]
+    assert "9 passed" in run.stdout and "skipped" not in run.stdout, run.stdout[-2000:]
