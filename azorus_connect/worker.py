@@ -157,6 +157,13 @@ class Worker:
         base = delays[min(attempts, len(delays) - 1)]
         return base * (1 + random.uniform(0, 0.1)) if base else 0.0
 
+    def pull(self, name: str) -> object:
+        """Pull changes for one connection, unless another worker is pulling it right now."""
+        with self.hub.outbox.drain_lock(f"pull:{name}", self.owner, self.lease_seconds) as held:
+            if held is None:
+                return None
+            return self.hub.sync(name)
+
     # -- every connection -------------------------------------------------------------------------
 
     def sending_connections(self) -> list[str]:
@@ -212,7 +219,7 @@ class Worker:
                         conn = self.hub.config.connections[job[1]]
                         interval = conn.poll_interval if job[0] == "send" else (conn.pull_interval or 60.0)
                         due[job] = now + interval
-                        task = self.drain if job[0] == "send" else self.hub.sync
+                        task = self.drain if job[0] == "send" else self.pull
                         running[job] = pool.submit(task, job[1])
                 next_due = min(due.values(), default=now + 1.0)
                 self.stop_event.wait(max(0.05, min(1.0, next_due - time.monotonic())))

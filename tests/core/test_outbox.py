@@ -121,3 +121,32 @@ def test_pull_pages_and_watermark(echo_hub):
         assert again.created == 0 and again.watermark == "2"
     finally:
         echo_plugin.PULL_PAGES.clear()
+
+
+def test_worker_loop_pulls_and_sends_on_its_schedule(echo_hub):
+    import threading
+    import time
+
+    with recording_receiver() as rx:
+        cfg = echo_config(rx.url)
+        cfg["connections"]["left"]["pull_interval"] = 0.05
+        cfg["connections"]["right"]["poll_interval"] = 0.05
+        hub = echo_hub(cfg)
+        echo_plugin.PULL_PAGES["left"] = [
+            PullResult(records=[SourceRecord("person", {"MST": "42", "FIRST": "Ada"})])
+        ]
+        worker = Worker(hub, connections=["left", "right"])
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 20
+            while not rx.bodies() and time.monotonic() < deadline:
+                time.sleep(0.02)
+        finally:
+            worker.stop()
+            thread.join(timeout=10)
+            echo_plugin.PULL_PAGES.clear()
+        assert not thread.is_alive()
+        body = rx.bodies()[0]
+        assert body["payload"]["identifiers"] == {"mst": "42"} and body["payload"]["first_name"] == "Ada"
+        assert hub.watermark("left") == "1"
