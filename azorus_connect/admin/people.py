@@ -171,14 +171,14 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def _source(row: Mapping[str, Any]) -> tuple[str, str | None]:
+def _source(row: Mapping[str, Any], *, short: bool = False) -> tuple[str, str | None]:
+    """Where a change came from, as text and a link: an import run, an inbound request, or a connection."""
     if row.get("import_run_id") is not None:
         return f"import run #{row['import_run_id']}", None
     if row.get("request_id"):
-        return (
-            f"{row.get('connection') or 'request'} request {row['request_id']}",
-            f"/admin/requests/{row['request_id']}",
-        )
+        name = row.get("connection") or "request"
+        text = name if short else f"{name} request {row['request_id']}"
+        return text, f"/admin/requests/{row['request_id']}"
     return row.get("connection") or "hub", None
 
 
@@ -261,23 +261,53 @@ def person_detail(
 
 
 def _identifiers(conn: Connection, person_id: int) -> list[dict[str, Any]]:
-    sources: dict[str, str] = {}
-    for fld, conn_name, request_id, run_id in conn.execute(
+    """The person's identifiers, each with where it first came from (from the change log)."""
+    sources: dict[str, tuple[str, str | None]] = {}
+    for fld, new_value, conn_name, request_id, run_id in conn.execute(
         select(
-            change_log.c.field, change_log.c.connection, change_log.c.request_id, change_log.c.import_run_id
+            change_log.c.field,
+            change_log.c.new_value,
+            change_log.c.connection,
+            change_log.c.request_id,
+            change_log.c.import_run_id,
         )
-        .where(change_log.c.person_id == person_id, change_log.c.field.like("id:%"))
+        .where(
+            change_log.c.person_id == person_id,
+            change_log.c.entity == "person",
+            or_(change_log.c.field.like("id:%"), change_log.c.field == "*"),
+        )
         .order_by(change_log.c.id)
     ):
-        sources.setdefault(
-            fld[3:], _source({"connection": conn_name, "request_id": request_id, "import_run_id": run_id})[0]
+        origin = _source(
+            {"connection": conn_name, "request_id": request_id, "import_run_id": run_id}, short=True
         )
+        if fld == "*":
+            created = _decode_mapping(new_value)
+            for key in created:
+                if key.startswith("id:"):
+                    sources.setdefault(key[3:], origin)
+        else:
+            sources.setdefault(fld[3:], origin)
     rows = conn.execute(
         select(identifier.c.scheme, identifier.c.value, identifier.c.created_at)
         .where(identifier.c.person_id == person_id)
         .order_by(identifier.c.scheme)
     )
-    return [{"scheme": s, "value": v, "created_at": c, "source": sources.get(s)} for s, v, c in rows]
+    out = []
+    for scheme, value, created_at in rows:
+        source, url = sources.get(scheme, (None, None))
+        out.append(
+            {"scheme": scheme, "value": value, "created_at": created_at, "source": source, "source_url": url}
+        )
+    return out
+
+
+def _decode_mapping(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def history(conn: Connection, person_id: int, limit: int = 500) -> list[dict[str, Any]]:
