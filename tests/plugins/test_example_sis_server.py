@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -113,3 +117,46 @@ def test_reject_switch_refuses_one_item_and_control_endpoint_sets_it(
     requests.post(f"{sis.url}/_control/faults", json={"clear": True}, timeout=5)
     again = http.post(f"{sis.url}/api/students/batch", json={"items": items[1:]}).json()["results"]
     assert again[0]["status"] == 201
+
+
+def test_runs_as_a_program_with_seeded_students(example_sis_installed: object) -> None:
+    from azorus_connect.testing.fixtures import free_port
+
+    port = free_port()
+    env = {**os.environ, "EXAMPLE_SIS_API_KEY": KEY}
+    with subprocess.Popen(
+        [sys.executable, "-m", "azorus_example_sis.server", "--port", str(port), "--seed", "3"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            url = f"http://127.0.0.1:{port}/api/students"
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    page = requests.get(url, headers={"X-Api-Key": KEY}, timeout=2).json()
+                    break
+                except requests.ConnectionError:
+                    assert proc.poll() is None, proc.communicate()[1]
+                    assert time.monotonic() < deadline, "the server did not start"
+                    time.sleep(0.05)
+            assert [s["given_name"] for s in page["students"]] == ["Student1", "Student2", "Student3"]
+            assert requests.get(url, timeout=2).status_code == 401
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=10)
+
+
+def test_refuses_to_run_without_an_api_key(example_sis_installed: object) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "EXAMPLE_SIS_API_KEY"}
+    done = subprocess.run(
+        [sys.executable, "-m", "azorus_example_sis.server", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2 and "EXAMPLE_SIS_API_KEY" in done.stderr
