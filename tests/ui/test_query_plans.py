@@ -18,10 +18,11 @@ from azorus_connect.store.schema import request_key, request_log
 ROWS = 20_000
 
 
-@pytest.fixture
-def filled_store(azorus_database_url):
+@pytest.fixture(scope="module")
+def filled_store(azorus_databases):
     """A migrated database holding ROWS logged requests, three identifiers each, with statistics."""
-    store = Store(azorus_database_url)
+    url = azorus_databases.new()
+    store = Store(url)
     start = dt.datetime(2026, 1, 1)
     logs, keys = [], []
     for n in range(ROWS):
@@ -56,6 +57,7 @@ def filled_store(azorus_database_url):
             conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
     yield store
     store.dispose()
+    azorus_databases.drop(url)
 
 
 def _plan(store: Store, statement) -> str:
