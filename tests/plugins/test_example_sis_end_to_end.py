@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -215,3 +216,42 @@ def test_sis_failures_retry_in_order_and_a_refused_item_parks_with_its_reason(
     ], "the retried message goes first, then the one queued behind it"
     assert sis.state.students["S000002"]["email"] == "refuse@example.org"
     assert sis.state.students["S000003"]["phone"] == "4"
+
+
+def test_the_command_line_checks_and_syncs_a_third_party_connection(
+    example_sis: ExampleSis, azorus_database_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "azorus.toml").write_text(
+        f"""
+[connections.sis]
+type = "example_sis"
+match_on = ["example_sis"]
+directions = {{ person = "both" }}
+settings = {{ base_url = "{example_sis.url}", api_key = {{ env = "EXAMPLE_SIS_API_KEY" }}, page_size = 1 }}
+""",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "AZORUS_DATABASE_URL": azorus_database_url, "AZORUS_CONFIG": "azorus.toml"}
+
+    def cli(*args: str, key: str = example_sis.state.api_key) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "azorus_connect", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=tmp_path,
+            env={**env, "EXAMPLE_SIS_API_KEY": key},
+            timeout=60,
+        )
+
+    check = cli("connections", "check", "sis")
+    assert check.returncode == 0 and check.stdout.startswith("sis: OK"), check.stdout + check.stderr
+    refused = cli("connections", "check", "sis", key="not-the-key")
+    assert refused.returncode == 1 and "refused the API key" in refused.stdout
+    assert "not-the-key" not in refused.stdout + refused.stderr
+
+    first = cli("sync", "sis")
+    assert "2 records in 2 pages: 2 created" in first.stdout, first.stdout + first.stderr
+    assert "0 records" in cli("sync", "sis").stdout
+    example_sis.state.put_student({"phone": "+44 20 7946 0000"}, student_id="S000002")
+    assert "1 records in 1 pages: 0 created, 1 updated" in cli("sync", "sis").stdout
