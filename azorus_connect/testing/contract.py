@@ -105,7 +105,7 @@ class ConnectorContract:
 
     @pytest.fixture
     def unreachable_settings(self, connection_settings: dict[str, Any]) -> dict[str, Any] | None:
-        """Settings naming a system that does not answer (None: skip that half of the check test)."""
+        """Settings naming a system that does not answer, e.g. on a closed port (None: skip those checks)."""
         return None
 
     @pytest.fixture
@@ -197,13 +197,27 @@ class ConnectorContract:
                 if not page.more:
                     return pulled
             pytest.fail(f"pull still answered more=True after {_MAX_PAGES} pages")
-        pytest.skip("no receive request given and the connector does not pull")
+        pytest.fail("a receive connector's test must give an inbound_request fixture its system would send")
 
     @pytest.fixture
-    def mapped(self, received: Received, mapper: Mapper, ctype: ConnectorType) -> list[CanonicalRecord]:
+    def mapped(
+        self,
+        received: Received,
+        mapper: Mapper,
+        ctype: ConnectorType,
+        plugin_host: PluginHost,
+        connection: Connection,
+    ) -> list[CanonicalRecord]:
+        """The received records through the mapping and every ``azorus_transform_record``, as the hub does."""
         out: list[CanonicalRecord] = []
         for record in received.records:
             canonical = mapper.map(record) if isinstance(record, SourceRecord) else record
+            source = dict(record.fields) if isinstance(record, SourceRecord) else {}
+            for replacement in plugin_host.hook.azorus_transform_record(
+                connection=connection, record=canonical, source=source
+            ):
+                if replacement is not None:
+                    canonical = replacement
             assert canonical.kind in ctype.entity_kinds, (
                 f"{canonical.kind} is not among the declared entity kinds"
             )
