@@ -136,12 +136,14 @@ def student_for(connection: Connection, payload: dict[str, Any], changed: Sequen
     student: dict[str, Any] = {}
     for field_rule in rule.fields:
         source, target = field_rule.source, field_rule.target
+        if source != "student_id" and source not in WRITABLE_FIELDS:
+            continue  # read-only in the SIS (e.g. changed_at)
         if target.startswith("id:"):
             value = identifiers.get(target[3:])
             if source == "student_id" or value is not None:
                 student[source] = value
             continue
-        if source not in WRITABLE_FIELDS or target == "-":
+        if target == "-":
             continue
         value = payload.get(target)
         for name, args in field_rule.transforms:
