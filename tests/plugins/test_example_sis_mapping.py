@@ -40,7 +40,7 @@ def test_overrides_apply_inbound_and_outbound(host: PluginHost, monkeypatch: pyt
         }
     }
     connection = _connection(host, overrides, monkeypatch)
-    fields = {
+    fields: dict[str, str | None] = {
         "student_id": "S000042",
         "given_name": "  Ada  Augusta ",
         "family_name": "King",
