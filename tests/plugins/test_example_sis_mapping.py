@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.metadata
+import re
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,3 +93,12 @@ def test_a_cleared_field_is_sent_as_null_and_a_new_person_has_no_id(
         "family_name": "Noether",
         "email": None,
     }
+
+
+def test_the_readme_configuration_loads(host: PluginHost, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = Path(__file__).parents[2] / "contrib" / "azorus-example-sis" / "README.md"
+    (block,) = re.findall(r"^```toml\n(.*?)^```", readme.read_text(encoding="utf-8"), re.S | re.M)
+    monkeypatch.setenv("EXAMPLE_SIS_API_KEY", "readme-key")
+    connection = load_config(tomllib.loads(block), host).connection("sis")
+    assert connection.type == "example_sis" and connection.settings.page_size == 100
+    assert connection.settings.api_key.reveal() == "readme-key"
