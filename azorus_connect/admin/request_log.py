@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from lxml import etree
-from sqlalchemy import Connection, Select, and_, or_, select
+from sqlalchemy import Connection, Select, or_, select
 
 from ..store.schema import application, change_log, enquiry, identifier, request_key, request_log
 
@@ -201,10 +201,11 @@ def page_query(
     t, rid = request_log.c.received_at, request_log.c.id
     if after:
         at, aid = _parse_cursor(after)
-        return q.where(or_(t > at, and_(t == at, rid > aid))).order_by(t.asc(), rid.asc()).limit(limit)
+        # "t >= at AND (...)" rather than a bare OR, so the time index bounds the range.
+        return q.where(t >= at, or_(t > at, rid > aid)).order_by(t.asc(), rid.asc()).limit(limit)
     if before:
         bt, bid = _parse_cursor(before)
-        q = q.where(or_(t < bt, and_(t == bt, rid < bid)))
+        q = q.where(t <= bt, or_(t < bt, rid < bid))
     return q.order_by(t.desc(), rid.desc()).limit(limit)
 
 

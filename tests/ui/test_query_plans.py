@@ -89,3 +89,13 @@ def test_identifier_and_connection_filter_with_a_cursor_still_use_the_index(fill
 def test_unfiltered_first_page_reads_the_time_index(filled_store):
     plan = _plan(filled_store, page_query(RequestFilters()))
     assert "ix_request_log_received_at" in plan, plan
+
+
+def test_a_page_deep_in_the_log_is_a_range_on_the_time_index(filled_store):
+    cursor = f"{dt.datetime(2026, 1, 1, 1).isoformat()}~r-{3600:020d}"
+    plan = _plan(filled_store, page_query(RequestFilters(), before=cursor))
+    assert "ix_request_log_received_at" in plan, plan
+    if filled_store.is_sqlite:
+        assert "received_at<" in plan.replace(" ", ""), plan  # a bounded range, not a scan from the top
+    else:
+        assert "Index Cond" in plan and "received_at <=" in plan, plan
