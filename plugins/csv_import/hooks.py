@@ -35,7 +35,10 @@ def azorus_register_commands(cli: click.Group) -> None:
 
 @hookimpl
 def azorus_register_routes() -> Sequence[APIRouter]:
-    return []
+    from .api import build_router
+    from .wizard import build_wizard_router
+
+    return [build_router(), build_wizard_router()]
 
 
 @hookimpl

@@ -256,10 +256,13 @@ class ImportRunner:
 
     # -- the run -----------------------------------------------------------------------------------
 
-    def start(self, *, dry_run: bool = False, file_name: str | None = None) -> int:
-        """Create the run record (status ``running``) and return its id."""
+    def start(
+        self, *, dry_run: bool = False, file_name: str | None = None, note: dict[str, Any] | None = None
+    ) -> int:
+        """Create the run record (status ``running``) and return its id; ``note`` is kept in its options."""
         total = self.source.count_rows()
         options = {
+            **(note or {}),
             "profile": self.profile.model_dump(mode="json"),
             "file_name": file_name or self.source.path.name,
             "file_path": str(self.source.path.resolve()),
