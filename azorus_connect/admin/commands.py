@@ -7,10 +7,13 @@ as an argument, so they do not end up in shell history or process listings.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
+from ..hub import Hub
 from ..store.db import utcnow
 from . import accounts
 from .credentials import Role
@@ -18,6 +21,16 @@ from .credentials import Role
 __all__ = ["admin"]
 
 _ROLES = click.Choice([r.value for r in Role])
+
+
+@contextmanager
+def _hub(state: Any, *, migrate: bool = False) -> Iterator[Hub]:
+    """The hub the group's options name, closed (its connections released) when the command ends."""
+    hub = Hub.open(state.config, database_url=state.database_url, plugins=state.plugins, migrate=migrate)
+    try:
+        yield hub
+    finally:
+        hub.close()
 
 
 def _read_password(password_stdin: bool) -> str:
@@ -39,9 +52,8 @@ def admin() -> None:
 def create_user(state: Any, username: str, role: str, password_stdin: bool) -> None:
     """Add a user who can sign in to the admin UI (admins can also change things)."""
     password = _read_password(password_stdin)
-    hub = state.hub(migrate=True)
     try:
-        with hub.store.write() as conn:
+        with _hub(state, migrate=True) as hub, hub.store.write() as conn:
             accounts.create_user(conn, username, password, role, utcnow())
     except accounts.AccountError as exc:
         raise click.ClickException(str(exc)) from None
@@ -56,7 +68,7 @@ def set_password(state: Any, username: str, password_stdin: bool) -> None:
     """Change a user's password (signs them out everywhere)."""
     password = _read_password(password_stdin)
     try:
-        with state.hub().store.write() as conn:
+        with _hub(state) as hub, hub.store.write() as conn:
             accounts.set_password(conn, username, password, utcnow())
     except accounts.AccountError as exc:
         raise click.ClickException(str(exc)) from None
@@ -67,7 +79,7 @@ def set_password(state: Any, username: str, password_stdin: bool) -> None:
 @click.pass_obj
 def users(state: Any) -> None:
     """List the admin UI's users."""
-    with state.hub().store.read() as conn:
+    with _hub(state) as hub, hub.store.read() as conn:
         rows = accounts.list_users(conn)
     for row in rows:
         seen = row["last_sign_in_at"] or "never"
@@ -81,9 +93,8 @@ def users(state: Any) -> None:
 @click.pass_obj
 def create_token(state: Any, name: str, role: str) -> None:
     """Create an API token; it is printed once (only its hash is stored)."""
-    hub = state.hub(migrate=True)
     try:
-        with hub.store.write() as conn:
+        with _hub(state, migrate=True) as hub, hub.store.write() as conn:
             token = accounts.create_api_token(conn, name, role, "cli", utcnow())
     except accounts.AccountError as exc:
         raise click.ClickException(str(exc)) from None
@@ -94,7 +105,7 @@ def create_token(state: Any, name: str, role: str) -> None:
 @click.pass_obj
 def tokens(state: Any) -> None:
     """List API tokens (never their values)."""
-    with state.hub().store.read() as conn:
+    with _hub(state) as hub, hub.store.read() as conn:
         rows = accounts.list_api_tokens(conn)
     for row in rows:
         revoked = f" revoked {row['revoked_at']:%Y-%m-%d}" if row["revoked_at"] else ""
@@ -107,7 +118,7 @@ def tokens(state: Any) -> None:
 @click.pass_obj
 def revoke_token(state: Any, token_id: int) -> None:
     """Revoke an API token by its number."""
-    with state.hub().store.write() as conn:
+    with _hub(state) as hub, hub.store.write() as conn:
         if not accounts.revoke_api_token(conn, token_id, utcnow()):
             raise click.ClickException(f"no active token {token_id}")
     click.echo(f"token {token_id} revoked")
