@@ -44,6 +44,11 @@ class DrainResult:
 class Worker:
     """Sends queued messages. Run :meth:`run` in a thread or process, or :meth:`drain` from tests."""
 
+    #: Messages read ahead from the head of a queue, and for how long that read stays good (an
+    #: admin's skip or retry is seen within this time).
+    READ_AHEAD = 50
+    READ_AHEAD_SECONDS = 1.0
+
     def __init__(
         self,
         hub: Hub,
@@ -73,17 +78,25 @@ class Worker:
                 result.busy = True
                 return result
             last_renew = time.monotonic()
+            batch_size = max(1, ctype.send_batch_size)
+            # the head of the queue, read ahead so a message costs one write, not a read and a write
+            window: list[OutboundMessage] = []
+            window_until = 0.0
             while not self.stop_event.is_set():
                 if max_messages is not None and result.sent + result.failed >= max_messages:
                     break
-                now = utcnow()
-                with self.hub.store.read() as db:
-                    if self.hub.outbox.is_held(db, conn):
-                        result.held = True
-                        break
-                    batch = self.hub.outbox.next_batch(db, name, max(1, ctype.send_batch_size), now)
-                if not batch:
+                if not window or time.monotonic() > window_until:
+                    with self.hub.store.read() as db:
+                        if self.hub.outbox.is_held(db, conn):
+                            result.held = True
+                            break
+                        window = self.hub.outbox.next_batch(
+                            db, name, max(batch_size, self.READ_AHEAD), utcnow()
+                        )
+                    window_until = time.monotonic() + self.READ_AHEAD_SECONDS
+                if not window:
                     break
+                batch, window = window[:batch_size], window[batch_size:]
                 if not self._send(conn, batch, result):
                     break
                 if time.monotonic() - last_renew > self.lease_seconds / 3:
