@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 __all__ = ["DEFAULT_DATABASE_URL", "Store", "database_url", "utcnow"]
@@ -49,10 +52,42 @@ def _sqlite_engine(url: str, **kw: Any) -> Engine:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
+    # SQLite takes one writer at a time.  Writers of this process queue on a lock instead of
+    # polling the file lock (its busy handler sleeps up to 100 ms a try, which stretches tail
+    # latency under concurrent posts); other processes still meet the file lock and busy_timeout.
+    write_lock = threading.Lock()
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        mode = "DEFERRED" if conn.get_execution_options().get("azorus_read") else "IMMEDIATE"
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        if conn.get_execution_options().get("azorus_read"):
+            conn.exec_driver_sql("BEGIN DEFERRED")
+            return
+        if not write_lock.acquire(timeout=30):
+            raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked"))
+        conn.info["azorus_write_lock"] = True
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            conn.info.pop("azorus_write_lock", None)
+            write_lock.release()
+            raise
+
+    def _release(info: dict[Any, Any]) -> None:
+        if info.pop("azorus_write_lock", False):
+            write_lock.release()
+
+    @event.listens_for(engine, "commit")
+    def _on_commit(conn: Connection) -> None:
+        conn.exec_driver_sql("COMMIT")  # commit now, then let the next writer in
+        _release(conn.info)
+
+    @event.listens_for(engine, "rollback")
+    def _on_rollback(conn: Connection) -> None:
+        _release(conn.info)
+
+    @event.listens_for(engine, "reset")
+    def _on_reset(_dbapi_conn: Any, record: Any, _state: Any) -> None:
+        _release(record.info)
 
     return engine
 
