@@ -145,7 +145,18 @@ def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
 def known_codes(conn: Connection, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which (list, code) pairs exist."""
     found: set[tuple[str, str]] = set()
-    for list_name, codes in _group(pairs).items():
+    groups = _group(pairs)
+    if len(pairs) <= _CHUNK:
+        # One indexed query for a small batch (an inbound request names a few codes in many
+        # lists): list IN (...) AND code IN (...) walks the (list, code) index; extras are dropped.
+        codes = sorted({code for _, code in pairs})
+        matched = conn.execute(
+            select(reference_value.c.list_name, reference_value.c.code).where(
+                reference_value.c.list_name.in_(sorted(groups)), reference_value.c.code.in_(codes)
+            )
+        )
+        return {(name, code) for name, code in matched if (name, code) in pairs}
+    for list_name, codes in groups.items():
         for chunk in _chunks(codes):
             rows = conn.execute(
                 select(reference_value.c.code).where(
