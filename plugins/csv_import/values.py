@@ -8,6 +8,7 @@ a message a person can act on, which becomes the row's reason in the error repor
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 
 __all__ = [
@@ -127,10 +128,19 @@ def parse_spreadsheet_date(value: str) -> dt.date | None:
     raise ValueError(f"{text!r} is not a date (expected e.g. 28/02/2001, 2001-02-28 or 28-FEB-2001)")
 
 
+@functools.lru_cache(maxsize=65_536)
+def _iso_date(text: str) -> str | None:
+    # A file repeats the same dates (birthdays, fair days) many times: read each once.
+    parsed = parse_spreadsheet_date(text)
+    return parsed.isoformat() if parsed else None
+
+
 def excel_date(value: object) -> str | None:
     """Value transform ``excel_date``: any spreadsheet date to ISO ``YYYY-MM-DD`` text."""
     if value is None:
         return None
+    if isinstance(value, str):
+        return _iso_date(value)
     if isinstance(value, dt.datetime):
         return value.date().isoformat()
     if isinstance(value, dt.date):
