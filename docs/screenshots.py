@@ -132,15 +132,12 @@ def _import_preview(page: Page, base: str, out: Path, work: Path) -> bool:
         return False
     csv_path = work / "applicants.csv"
     csv_path.write_text(IMPORT_CSV, encoding="utf-8")
-    page.locator("input[type=file]").first.set_input_files(str(csv_path))
-    page.locator("form:has(input[type=file]) button[type=submit]").first.click()
+    page.set_input_files("input[type=file]", str(csv_path))
+    page.click("#upload")
+    page.click("#dry-run")
+    # The run page refreshes itself until the dry run is done.
+    page.wait_for_selector("#progress", state="detached", timeout=30_000)
     page.wait_for_load_state("networkidle")
-    preview = page.locator(
-        "button:has-text('Preview'), button:has-text('Dry run'), button:has-text('dry run')"
-    )
-    if preview.count():
-        preview.first.click()
-        page.wait_for_load_state("networkidle")
     _shoot(page, out / "import-preview.png")
     return True
 
