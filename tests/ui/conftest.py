@@ -142,8 +142,9 @@ def seed(client: TestClient, secret: str) -> dict[str, Any]:
 # -- browser --------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One chromium per module (Playwright's sync API allows one driver at a time in a process)."""
     with sync_playwright() as playwright:
         chromium = launch(playwright)
         yield chromium
