@@ -191,25 +191,27 @@ def _write_log(
 ) -> None:
     ctype = hub.plugins.connector_types().get(connection.type) if connection is not None else None
     extra = ctype.secret_headers if ctype is not None else ()
+    # A plain INSERT with a parameter dict: its compiled form is cached (``.values()`` is rebuilt each time).
     conn.execute(
-        insert(request_log).values(
-            id=request_id,
-            received_at=utcnow(),
-            connection=request.connection[:60],
-            method=request.method,
-            path=request.path[:500],
-            client_ip=request.client_ip,
-            headers=redact_headers(request.headers.items(), extra),
-            content_type=request.content_type[:200] if request.content_type else None,
-            body=request.body[:LOGGED_BODY_LIMIT],
-            body_truncated=len(request.body) > LOGGED_BODY_LIMIT,
-            status_code=result.status_code,
-            outcome=result.outcome,
-            response_body=body.decode("utf-8", "replace"),
-            response_type=media,
-            error=result.error,
-            duration_ms=(time.perf_counter() - started) * 1000,
-        )
+        insert(request_log),
+        {
+            "id": request_id,
+            "received_at": utcnow(),
+            "connection": request.connection[:60],
+            "method": request.method,
+            "path": request.path[:500],
+            "client_ip": request.client_ip,
+            "headers": redact_headers(request.headers.items(), extra),
+            "content_type": request.content_type[:200] if request.content_type else None,
+            "body": request.body[:LOGGED_BODY_LIMIT],
+            "body_truncated": len(request.body) > LOGGED_BODY_LIMIT,
+            "status_code": result.status_code,
+            "outcome": result.outcome,
+            "response_body": body.decode("utf-8", "replace"),
+            "response_type": media,
+            "error": result.error,
+            "duration_ms": (time.perf_counter() - started) * 1000,
+        },
     )
     if keys:
         conn.execute(
