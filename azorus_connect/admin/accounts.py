@@ -52,6 +52,7 @@ SESSION_LIFETIME = dt.timedelta(hours=12)
 USER_POLICY = ThrottlePolicy(max_failures=5)
 IP_POLICY = ThrottlePolicy(max_failures=20)
 _TOKEN_TOUCH_EVERY = dt.timedelta(minutes=1)
+_THROTTLE_MEMORY = dt.timedelta(days=1)
 
 
 class AccountError(ValueError):
@@ -172,6 +173,8 @@ def sign_in(
     if row is None or not matches or row.disabled:
         for key, policy in keys:
             _save_throttle(conn, key, policy.record_failure(states[key], now), now)
+        # Forget counts nobody has touched for a day (longer than any window or lockout).
+        conn.execute(delete(sign_in_throttle).where(sign_in_throttle.c.updated_at < now - _THROTTLE_MEMORY))
         return SignIn(None)
     conn.execute(delete(sign_in_throttle).where(sign_in_throttle.c.key == keys[0][0]))
     user_values: dict[str, object] = {"last_sign_in_at": now}

@@ -13,8 +13,7 @@ Plugins that add admin pages use the same FastAPI dependencies as the core pages
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Request, Response
@@ -182,9 +181,3 @@ async def csrf_protect(request: Request) -> None:
 
 ViewerUser = Annotated[Principal, Depends(require_viewer)]
 AdminUser = Annotated[Principal, Depends(require_admin)]
-
-
-def dependencies_for(role: Role) -> list[Any]:
-    """Route dependencies for a changing route: the role check and the CSRF check."""
-    needed: Callable[..., Principal] = require_admin if role is Role.ADMIN else require_viewer
-    return [Depends(needed), Depends(csrf_protect)]

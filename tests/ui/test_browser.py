@@ -128,6 +128,7 @@ def test_every_page_renders_without_console_errors(page, ui_hub, live_hub, clien
         "People",
         "Reference lists",
         "Connections",
+        "Imports",
         "API tokens",
     ):
         page.click(f"nav >> text={label}")
