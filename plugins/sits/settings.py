@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from azorus_connect.redaction import Secret
+from azorus_connect.redaction import SENSITIVE_HEADERS, Secret
 
 __all__ = ["BodyTemplate", "InboundSettings", "OutboundSettings", "SitsSettings"]
 
@@ -66,6 +66,14 @@ class InboundSettings(BaseModel):
         except ValueError as exc:
             raise ValueError(f"allowed_ips: {exc}") from None
 
+    @field_validator("pswd_header")
+    @classmethod
+    def _masked_header(cls, value: str) -> str:
+        if value.lower() not in SENSITIVE_HEADERS:
+            allowed = ", ".join(sorted(h for h in SENSITIVE_HEADERS if "cookie" not in h))
+            raise ValueError(f"pswd_header must be a header the request log masks: one of {allowed}")
+        return value
+
     @model_validator(mode="after")
     def _one_method(self) -> InboundSettings:
         if (self.username is None) != (self.password is None):
@@ -73,10 +81,6 @@ class InboundSettings(BaseModel):
         if self.username is None and self.pswd is None:
             raise ValueError("inbound: configure HTTP Basic (username + password) and/or pswd")
         return self
-
-    @property
-    def secret_headers(self) -> tuple[str, ...]:
-        return (self.pswd_header,)
 
 
 class BodyTemplate(BaseModel):

@@ -398,3 +398,22 @@ def test_arbitrary_well_formed_exchange_never_gets_a_500(
     body = ("<EXCHANGE>" + "".join(children) + "</EXCHANGE>").encode()
     response = post(client, body)
     assert response.status_code < 500, response.text
+
+
+def test_a_secret_header_the_log_would_not_mask_is_refused(make_hub: Callable[..., Hub]) -> None:
+    from azorus_connect.exceptions import ConfigError
+
+    from .conftest import sits_config
+
+    with pytest.raises(ConfigError, match="pswd_header must be a header the request log masks"):
+        make_hub(sits_config(inbound={"pswd_header": "X-Shared-Secret"}))
+    hub = make_hub(sits_config(inbound={"pswd_header": "X-Api-Key"}))
+    assert hub.config.connection("sits").settings.inbound.pswd_header == "X-Api-Key"
+
+
+def test_enquiries_sent_only_are_not_received(sits_hub: Callable[..., Hub], hub_client: Any) -> None:
+    hub = sits_hub(directions={"person": "receive", "enquiry": "send"})
+    response = post(hub_client(hub), fixture("esd_enquirer.xml"), accept="application/json")
+    assert response.status_code == 406
+    assert "directions.enquiry is 'send'" in response.json()["error"]
+    assert stored(hub) == NOTHING
