@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Connection, insert, select, update
 
-from azorus_connect.connector import SourceRecord
 from azorus_connect.engine import ApplyOptions, RecordResult, Source
 from azorus_connect.exceptions import ConfigError, InvalidRecord, RecordError
 from azorus_connect.model import CanonicalRecord
@@ -31,6 +30,7 @@ from azorus_connect.transform.mapping import Mapper
 from .error_report import ErrorReportWriter
 from .profiles import ROW_ENTITY, ImportProfile, profile_from_data
 from .reading import CsvFile, CsvRow, RowProblem, open_csv
+from .rowmapping import RowMapper
 from .values import clean_cell, looks_like_excel_mangled_number
 
 if TYPE_CHECKING:
@@ -190,10 +190,14 @@ class ImportRunner:
         self.live: RunProgress | None = None
         profile.check_against(source.header)
         mapping = profile.record_mapping(hub.config.custom_fields)
+        transforms = hub.plugins.value_transforms()
         try:
-            self.mapper = Mapper(mapping, hub.plugins.value_transforms(), hub.config.custom_fields)
+            self.mapper = Mapper(mapping, transforms, hub.config.custom_fields)
         except InvalidRecord as exc:
             raise ConfigError(exc.message.removeprefix(f"{ROW_ENTITY}."), key="columns") from None
+        self.row_mapper = RowMapper(
+            self.mapper, mapping.entities[ROW_ENTITY], source.header, transforms, hub.config.custom_fields
+        )
         self.options = ApplyOptions(
             match_on=tuple(profile.match_on),
             unknown_codes=profile.unknown_codes,
@@ -218,9 +222,7 @@ class ImportRunner:
                     " a rounded number; format the column as text and export again"
                 )
         row.cells[:] = cells
-        return self.mapper.map(
-            SourceRecord(ROW_ENTITY, dict(zip(self.source.header, cells, strict=True)), row.number)
-        )
+        return self.row_mapper.map(cells, row.number)
 
     def _prepare(
         self, items: list[CsvRow | RowProblem]
