@@ -54,6 +54,8 @@ class Upload:
     size: int
     path: Path
     source: CsvFile
+    #: Records after the header, counted once when the file arrived.
+    rows: int
 
     def sample(self) -> list[list[str]]:
         rows: list[list[str]] = []
@@ -77,7 +79,7 @@ class Upload:
             "encoding": self.source.encoding,
             "delimiter": self.source.delimiter_name,
             "header": self.source.header,
-            "rows": self.source.count_rows(),
+            "rows": self.rows,
             "sample": self.sample(),
             "suggestion": [
                 {
@@ -125,8 +127,10 @@ def save_upload(hub: Hub, stream: IO[bytes], file_name: str | None) -> Upload:
         path.unlink(missing_ok=True)
         raise
     name = _safe_name(file_name)
-    (folder / f"{upload_id}.json").write_text(json.dumps({"file_name": name, "size": size}), encoding="utf-8")
-    return Upload(upload_id, name, size, path, source)
+    rows = source.count_rows()
+    note = {"file_name": name, "size": size, "rows": rows}
+    (folder / f"{upload_id}.json").write_text(json.dumps(note), encoding="utf-8")
+    return Upload(upload_id, name, size, path, source, rows)
 
 
 def load_upload(hub: Hub, upload_id: str) -> Upload:
@@ -137,7 +141,9 @@ def load_upload(hub: Hub, upload_id: str) -> Upload:
     if not path.exists() or not note_path.exists():
         raise InvalidRecord("no such upload (it may have been removed)")
     note = json.loads(note_path.read_text(encoding="utf-8"))
-    return Upload(upload_id, note["file_name"], note["size"], path, open_csv(path))
+    source = open_csv(path)
+    rows = note["rows"] if isinstance(note.get("rows"), int) else source.count_rows()
+    return Upload(upload_id, note["file_name"], note["size"], path, source, rows)
 
 
 # -- background runs ---------------------------------------------------------------------------------
