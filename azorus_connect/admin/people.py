@@ -15,6 +15,7 @@ from sqlalchemy import Connection, func, or_, select
 
 from ..model import Application, Enquiry, Person
 from ..store.schema import application, change_log, enquiry, identifier, person, reference_value
+from .request_log import identifier_forms
 
 if TYPE_CHECKING:
     from ..model import CustomFieldDef
@@ -67,9 +68,10 @@ def people_by_identifier(conn: Connection, text: str, *, schemes_only: bool = Fa
     ids = _match(conn, [scheme.lower()], value) if sep and value and scheme.isidentifier() else set()
     if not schemes_only:
         # ``scheme IN (...) AND value = ?`` is a few seeks on the (scheme, value) index.
-        ids |= _match(conn, _schemes(conn), text)
-        if not ids:
-            ids |= _match(conn, _schemes(conn, fresh=True), text)
+        for form in identifier_forms(text):
+            ids |= _match(conn, _schemes(conn), form)
+            if not ids:
+                ids |= _match(conn, _schemes(conn, fresh=True), form)
     if not schemes_only and text.isdigit() and len(text) < 12:
         row = conn.execute(select(person.c.id).where(person.c.id == int(text))).first()
         if row is not None:

@@ -24,6 +24,7 @@ __all__ = [
     "FilterError",
     "RequestFilters",
     "RequestPage",
+    "identifier_forms",
     "page_query",
     "pretty_body",
     "records_touched",
@@ -125,6 +126,14 @@ class RequestFilters:
         return self.until.strftime("%Y-%m-%dT%H:%M") if self.until else ""
 
 
+def identifier_forms(text: str) -> list[str]:
+    """The stored forms an identifier typed by a person may take (emails are kept in lower case)."""
+    forms = [text]
+    if "@" in text and text.lower() != text:
+        forms.append(text.lower())
+    return forms
+
+
 def requests_query(filters: RequestFilters) -> Select[Any]:
     """The filtered request log, newest first (without paging)."""
     q = select(
@@ -137,7 +146,9 @@ def requests_query(filters: RequestFilters) -> Select[Any]:
         request_log.c.error,
     )
     if filters.identifier:
-        keys = select(request_key.c.request_id).where(request_key.c.value == filters.identifier)
+        keys = select(request_key.c.request_id).where(
+            request_key.c.value.in_(identifier_forms(filters.identifier))
+        )
         q = q.where(request_log.c.id.in_(keys))
     if filters.connection:
         q = q.where(request_log.c.connection == filters.connection)

@@ -51,6 +51,8 @@ def test_portal_gets_a_person_with_application_status_by_any_identifier(client, 
     assert application["status"] == "UF" and application["status_label"] == "Unconditional firm"
     assert application["course_label"] == "BSc Computer Science"
     by_email = client.get("/api/people/by-identifier/email/jane@example.ac.uk", headers=headers).json()
+    found_by_email = client.get("/api/people", params={"q": "Jane@Example.AC.UK"}, headers=headers).json()
+    assert [p["id"] for p in found_by_email] == [person["id"]]
     by_id = client.get(f"/api/people/{person['id']}", headers=headers).json()
     assert by_email == person == by_id
     # Leading zeros matter: 123 is not 0000123.
@@ -65,6 +67,9 @@ def test_request_log_by_identifier_with_detail(client, ui_hub, config_secret):
     headers = bearer(make_token(ui_hub))
     page = client.get("/api/requests", params={"identifier": "0000123"}, headers=headers).json()
     assert [r["id"] for r in page["items"]] == [first["request_id"]]
+    mixed_case = {"identifier": " Jane@Example.ac.uk "}
+    by_email = client.get("/api/requests", params=mixed_case, headers=headers).json()
+    assert [r["id"] for r in by_email["items"]] == [first["request_id"]]
     detail = client.get(f"/api/requests/{first['request_id']}", headers=headers).json()
     assert '"MST": "0000123"' in detail["body"]
     assert detail["headers"]["x-echo-token"] == "********"
