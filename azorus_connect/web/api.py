@@ -11,6 +11,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
 
 from ..admin import overview, people, request_log
@@ -168,9 +169,17 @@ def _person_out(detail: dict[str, Any], raw_apps: list[dict[str, Any]]) -> Perso
     )
 
 
+#: Documents the token scheme in OpenAPI (so /docs can "Authorize"); checking is require_viewer's job.
+_BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="APIToken",
+    description="An API token from `azorus-connect admin create-token` or the admin UI's token page.",
+)
+
+
 def build_router(hub: Hub) -> APIRouter:
     """The API for ``hub``; every route needs a token or a signed-in session."""
-    router = APIRouter(prefix="/api", tags=["api"], dependencies=[Depends(require_viewer)])
+    router = APIRouter(prefix="/api", tags=["api"], dependencies=[Depends(_BEARER), Depends(require_viewer)])
 
     def load_person(person_id: int) -> PersonOut:
         with hub.store.read() as conn:

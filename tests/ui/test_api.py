@@ -151,3 +151,5 @@ def test_openapi_documents_the_api(client):
     for path in ("/api/people/{person_id}", "/api/people/by-identifier/{scheme}/{value}", "/api/requests"):
         assert path in spec["paths"]
     assert not any(p.startswith("/admin") for p in spec["paths"])
+    assert spec["components"]["securitySchemes"]["APIToken"]["scheme"] == "bearer"
+    assert spec["paths"]["/api/requests"]["get"]["security"] == [{"APIToken": []}]

@@ -115,3 +115,17 @@ def test_next_must_be_a_local_admin_path(client):
         done = client.post("/admin/sign-in", data=form, follow_redirects=False)
         assert done.headers["location"] == "/admin/"
         page = client.get("/admin/sign-in?next=/admin/")
+
+
+def test_session_cookie_is_secure_over_tls(ui_hub):
+    from fastapi.testclient import TestClient
+
+    from azorus_connect.web.app import create_app
+
+    with TestClient(create_app(ui_hub), base_url="https://hub.example") as tls:
+        page = tls.get("/admin/sign-in")
+        assert "Secure" in page.headers["set-cookie"]  # the pre-sign-in cookie too
+        form = {"username": ADMIN[0], "password": ADMIN[1], "csrf_token": csrf_from(page.text)}
+        done = tls.post("/admin/sign-in", data=form, follow_redirects=False)
+        cookie = done.headers["set-cookie"]
+        assert f"{SESSION_COOKIE}=" in cookie and "Secure" in cookie and "HttpOnly" in cookie
