@@ -28,26 +28,32 @@ from .tables import admin_session, admin_user, api_token, sign_in_throttle
 
 __all__ = [
     "IP_POLICY",
+    "SESSION_IDLE",
     "SESSION_LIFETIME",
     "USER_POLICY",
     "AccountError",
+    "SessionMatch",
     "SignIn",
     "TokenMatch",
     "create_api_token",
     "create_user",
     "end_session",
     "find_api_token",
+    "find_session",
     "list_api_tokens",
     "list_users",
-    "principal_for_session",
     "revoke_api_token",
     "set_password",
     "sign_in",
     "start_session",
     "touch_api_token",
+    "touch_session",
 ]
 
 SESSION_LIFETIME = dt.timedelta(hours=12)
+#: A session unused this long ends (its use is recorded at most every few minutes).
+SESSION_IDLE = dt.timedelta(hours=2)
+_SESSION_TOUCH_EVERY = dt.timedelta(minutes=5)
 #: A username is locked after 5 failures; one address after 20 (an office may share it).
 USER_POLICY = ThrottlePolicy(max_failures=5)
 IP_POLICY = ThrottlePolicy(max_failures=20)
@@ -203,16 +209,38 @@ def start_session(conn: Connection, user_id: int, now: dt.datetime) -> str:
     return token
 
 
-def principal_for_session(conn: Connection, token: str, now: dt.datetime) -> Principal | None:
-    """The user a session cookie belongs to, or None when it is unknown, expired or disabled."""
+@dataclass(frozen=True)
+class SessionMatch:
+    """A live session; ``stale`` asks the caller to record that it is still in use."""
+
+    principal: Principal
+    stale: bool
+
+
+def find_session(conn: Connection, token: str, now: dt.datetime) -> SessionMatch | None:
+    """The user a session cookie belongs to; None when unknown, expired, idle too long or disabled."""
     row = conn.execute(
-        select(admin_user.c.username, admin_user.c.role, admin_user.c.disabled, admin_session.c.expires_at)
+        select(
+            admin_user.c.username,
+            admin_user.c.role,
+            admin_user.c.disabled,
+            admin_session.c.expires_at,
+            admin_session.c.last_seen_at,
+        )
         .join(admin_user, admin_user.c.id == admin_session.c.user_id)
         .where(admin_session.c.token_hash == hash_token(token))
     ).first()
-    if row is None or row.disabled or row.expires_at <= now:
+    if row is None or row.disabled or row.expires_at <= now or now - row.last_seen_at > SESSION_IDLE:
         return None
-    return Principal(row.username, Role(row.role), "session")
+    stale = now - row.last_seen_at > _SESSION_TOUCH_EVERY
+    return SessionMatch(Principal(row.username, Role(row.role), "session"), stale)
+
+
+def touch_session(conn: Connection, token: str, now: dt.datetime) -> None:
+    """Record that a session is in use (at most every few minutes), keeping it from going idle."""
+    conn.execute(
+        update(admin_session).where(admin_session.c.token_hash == hash_token(token)).values(last_seen_at=now)
+    )
 
 
 def end_session(conn: Connection, token: str) -> None:

@@ -121,8 +121,14 @@ def current_principal(request: Request) -> Principal | None:
                 with store_of(request).write() as conn:
                     accounts.touch_api_token(conn, match.token_id, now)
     elif session:
+        now = _utcnow()
         with store_of(request).read() as conn:
-            principal = accounts.principal_for_session(conn, session, _utcnow())
+            found = accounts.find_session(conn, session, now)
+        if found is not None:
+            principal = found.principal
+            if found.stale:
+                with store_of(request).write() as conn:
+                    accounts.touch_session(conn, session, now)
     request.state.principal = principal
     return principal
 

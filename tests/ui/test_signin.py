@@ -129,3 +129,23 @@ def test_session_cookie_is_secure_over_tls(ui_hub):
         done = tls.post("/admin/sign-in", data=form, follow_redirects=False)
         cookie = done.headers["set-cookie"]
         assert f"{SESSION_COOKIE}=" in cookie and "Secure" in cookie and "HttpOnly" in cookie
+
+
+def test_an_idle_session_ends_and_a_used_one_does_not(client, ui_hub):
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from azorus_connect.store.db import utcnow
+
+    sign_in(client, VIEWER)
+    with ui_hub.store.write() as conn:  # last used 90 minutes ago: still alive, and now recorded as used
+        conn.execute(update(admin_session).values(last_seen_at=utcnow() - dt.timedelta(minutes=90)))
+    assert client.get("/admin/").status_code == 200
+    with ui_hub.store.read() as conn:
+        seen = conn.execute(select(admin_session.c.last_seen_at)).scalar_one()
+    assert utcnow() - seen < dt.timedelta(minutes=1)
+    with ui_hub.store.write() as conn:  # unused for three hours: over
+        conn.execute(update(admin_session).values(last_seen_at=utcnow() - dt.timedelta(hours=3)))
+    gone = client.get("/admin/", headers={"accept": "text/html"}, follow_redirects=False)
+    assert gone.status_code == 303 and gone.headers["location"].startswith("/admin/sign-in")
