@@ -10,13 +10,27 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+import threading
 import uuid
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    create_engine,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.pool import NullPool
 
 from .connector import OutboundMessage
 from .model import EntityKind
@@ -56,6 +70,8 @@ class Outbox:
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
+        self._lock_engine: Engine | None = None
+        self._lock_engine_guard = threading.Lock()
 
     # -- routing (inside the engine's transaction) ------------------------------------------------
 
@@ -267,10 +283,18 @@ class Outbox:
             with self._advisory(connection) as held:
                 yield (lambda: True) if held else None
 
+    def _lock_connections(self) -> Engine:
+        """Where advisory locks are held: outside the store's pool, so that many drains holding locks
+        at once can never leave the pool without a connection for their own reads and writes."""
+        with self._lock_engine_guard:
+            if self._lock_engine is None:
+                self._lock_engine = create_engine(self.hub.store.url, poolclass=NullPool)
+            return self._lock_engine
+
     @contextmanager
     def _advisory(self, connection: str) -> Iterator[bool]:
         key = zlib.crc32(f"azorus-outbox:{connection}".encode())
-        with self.hub.store.engine.connect() as conn:
+        with self._lock_connections().connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             held = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
             try:

@@ -73,6 +73,12 @@ class Worker:
         conn = self.hub.config.connection(name)
         ctype = self.hub.plugins.connector_types()[conn.type]
         result = DrainResult()
+        with self.hub.store.read() as db:  # most polls find nothing to do: skip taking the hold
+            if self.hub.outbox.is_held(db, conn):
+                result.held = True
+                return result
+            if not self.hub.outbox.next_batch(db, name, 1, utcnow()):
+                return result
         with self.hub.outbox.drain_lock(name, self.owner, self.lease_seconds) as renew:
             if renew is None:
                 result.busy = True

@@ -102,12 +102,12 @@ def open_hub(database_url: str, urls: dict[str, str]) -> Hub:
     return Hub.open({"connections": connections}, database_url=database_url, plugins=plugins, migrate=True)
 
 
-def queue_people(hub: Hub, count: int, *, batch: int = 500) -> None:
+def queue_people(hub: Hub, count: int, *, prefix: str, batch: int = 500) -> None:
     """Queue ``count`` new people: one message per person for every sending connection."""
     for start in range(0, count, batch):
         people: list[CanonicalRecord] = [
             Person(
-                identifiers={"mst": f"{n:07d}"},
+                identifiers={"mst": f"{prefix}{n:07d}"},
                 first_name=f"First{n}",
                 last_name=f"Last{n}",
                 email=f"p{n}@example.ac.uk",
@@ -127,7 +127,7 @@ def throughput(database_url: str, messages: int) -> dict[str, float]:
     with recording_receiver() as rx:
         hub = open_hub(database_url, {"target": rx.url})
         try:
-            queue_people(hub, messages)
+            queue_people(hub, messages, prefix="A")
             with hub.store.read() as conn:
                 batch = hub.outbox.next_batch(conn, "target", messages, now=utcnow())
             bodies = [message_body(m) for m in batch]
@@ -174,7 +174,7 @@ def side_by_side(database_url: str, connections: int, per_connection: int, delay
             contexts.append(ctx)
         hub = open_hub(database_url, {name: rx.url for name, rx in receivers.items()})
         try:
-            queue_people(hub, per_connection)
+            queue_people(hub, per_connection, prefix="B")
             total = connections * per_connection
             assert pending(hub) == total
             worker = Worker(hub, max_parallel=connections)

@@ -8,7 +8,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,20 +125,30 @@ def scale_rig(
 ) -> Iterator[Callable[..., ScaleRig]]:
     """``scale_rig(["c1", "c2"], delay=0.01)``: receivers, a config file and a hub; workers stopped after."""
     rigs: list[ScaleRig] = []
-    with ExitStack() as stack:
+    servers: list[AbstractContextManager[RecordingReceiver]] = []
 
-        def factory(connections: list[str], *, delay: float = 0.0) -> ScaleRig:
-            receivers = {name: stack.enter_context(recording_receiver(delay=delay)) for name in connections}
-            text = config_toml({name: rx.url for name, rx in receivers.items()})
-            path = tmp_path / "azorus.toml"
-            path.write_text(text)
-            hub = make_hub(text, plugins=scale_plugins, database_url=azorus_database_url)
-            rig = ScaleRig(azorus_database_url, path, receivers, hub, tmp_path, [])
-            rigs.append(rig)
-            return rig
+    def stop_receivers() -> None:
+        # side by side: each shutdown waits up to half a second for its serve loop to notice
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda s: s.__exit__(None, None, None), servers))
 
-        try:
-            yield factory
-        finally:
-            for rig in rigs:
-                rig.stop_all()
+    def factory(connections: list[str], *, delay: float = 0.0) -> ScaleRig:
+        receivers = {}
+        for name in connections:
+            server = recording_receiver(delay=delay)
+            receivers[name] = server.__enter__()
+            servers.append(server)
+        text = config_toml({name: rx.url for name, rx in receivers.items()})
+        path = tmp_path / "azorus.toml"
+        path.write_text(text)
+        hub = make_hub(text, plugins=scale_plugins, database_url=azorus_database_url)
+        rig = ScaleRig(azorus_database_url, path, receivers, hub, tmp_path, [])
+        rigs.append(rig)
+        return rig
+
+    try:
+        yield factory
+    finally:
+        for rig in rigs:
+            rig.stop_all()
+        stop_receivers()
