@@ -194,7 +194,12 @@ def main() -> None:
             uvicorn.run(baseline_app(), port=args.serve_baseline, log_level="warning")
         return
 
-    work = Path(tempfile.mkdtemp(prefix="azorus-bench-inbound-"))
+    with tempfile.TemporaryDirectory(prefix="azorus-bench-inbound-") as folder:
+        run(args, Path(folder))
+
+
+def run(args: argparse.Namespace, work: Path) -> None:
+    """Measure the baseline, then the hub, with the config and database in ``work``."""
     password = secrets.token_urlsafe(12)
     (work / "stutalk-password").write_text(password)
     (work / "azorus.toml").write_text(CONFIG)
