@@ -39,8 +39,13 @@ __all__ = ["register"]
 
 
 def _hub(obj: Any) -> Hub:
-    """The hub the core's command group opened (``--config``, ``--database-url``)."""
-    return obj.hub()  # type: ignore[no-any-return]
+    """The hub the core's command group opened (``--config``, ``--database-url``), closed with the command."""
+    hub: Hub = obj.hub()
+    ctx = click.get_current_context()
+    if not ctx.meta.get("azorus_csv_import.close"):
+        ctx.meta["azorus_csv_import.close"] = True
+        ctx.call_on_close(hub.close)
+    return hub
 
 
 def _duration(seconds: float) -> str:

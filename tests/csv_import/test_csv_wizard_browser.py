@@ -73,7 +73,7 @@ def test_upload_map_dry_run_run_download_and_undo(page, csv_hub, live_hub, tmp_p
     before = table_counts(csv_hub)
     page.click("#dry-run")
 
-    page.wait_for_selector("#run-status .finished")
+    page.wait_for_selector("#run-status .finished", timeout=45_000)
     assert page.locator("#count-new").inner_text() == "2"
     assert page.locator("#count-invalid").inner_text() == "1"
     assert "nothing was written" in page.locator(".flash-info").inner_text()
@@ -81,7 +81,7 @@ def test_upload_map_dry_run_run_download_and_undo(page, csv_hub, live_hub, tmp_p
     assert table_counts(csv_hub) == before
 
     page.click("#confirm")
-    page.wait_for_selector("#run-status .finished")
+    page.wait_for_selector("#run-status .finished", timeout=45_000)
     assert page.locator("h1").inner_text().startswith("Import run")
     assert sorted(people(csv_hub)) == ["0000000001", "0000000003"]
     assert people(csv_hub)["0000000001"]["first_name"] == "Zoë"
