@@ -436,7 +436,12 @@ def apply_links(
     may_create: bool,
     may_update: bool,
 ) -> list[tuple[int, RecordResult]]:
-    """Upsert enquiries or applications (by key, or an enquiry by person + course + entry year)."""
+    """Upsert enquiries or applications by key.
+
+    An enquiry without a key matches on person + course + entry year; a keyed enquiry that matches no
+    key adopts a keyless one with the same person, course and year (the hub's own enquiry, coming back
+    from the system that gave it its key).
+    """
     from ..engine import RecordResult
 
     table = _LINK_TABLES[kind]
@@ -444,27 +449,36 @@ def apply_links(
     rows: dict[int, dict[str, Any]] = {}
     by_key: dict[str, int] = {}
     by_natural: dict[tuple[int, Any, Any], int] = {}
+    keyless_natural: dict[tuple[int, Any, Any], int] = {}
     keys = [r.key for _, r, _ in items if r.key]
     for chunk in _chunks(sorted(set(keys))):
         for found in conn.execute(select(table).where(table.c.key.in_(chunk))).mappings():
             rows[found["id"]] = {**found, "custom": dict(found["custom"] or {})}
             by_key[found["key"]] = found["id"]
-    keyless_people = sorted({pid for _, r, pid in items if not r.key})
-    if kind == EntityKind.ENQUIRY and keyless_people:
-        for chunk in _chunks(keyless_people):
+    people = sorted({pid for _, r, pid in items if not r.key or r.key not in by_key})
+    if kind == EntityKind.ENQUIRY and people:
+        for chunk in _chunks(people):
             for found in conn.execute(select(table).where(table.c.person_id.in_(chunk))).mappings():
                 rows.setdefault(found["id"], {**found, "custom": dict(found["custom"] or {})})
-                by_natural.setdefault((found["person_id"], found["course"], found["entry_year"]), found["id"])
+                natural = (found["person_id"], found["course"], found["entry_year"])
+                by_natural.setdefault(natural, found["id"])
+                if found["key"] is None:
+                    keyless_natural.setdefault(natural, found["id"])
     out: list[tuple[int, RecordResult]] = []
     next_new = -1
     dirty: dict[int, set[str]] = defaultdict(set)
     created: set[int] = set()
     for i, rec, pid in items:
         rid: int | None
+        natural = (pid, getattr(rec, "course", None), getattr(rec, "entry_year", None))
+        adopt = False
         if rec.key:
             rid = by_key.get(rec.key)
+            if rid is None and (rid := keyless_natural.pop(natural, None)) is not None:
+                adopt = True
+                by_key[rec.key] = rid
         else:
-            rid = by_natural.get((pid, getattr(rec, "course", None), getattr(rec, "entry_year", None)))
+            rid = by_natural.get(natural)
         if rid is None:
             if not may_create:
                 res = RecordResult(
@@ -487,6 +501,10 @@ def apply_links(
             continue
         row = rows[rid]
         changes: dict[str, tuple[Any, Any]] = {}
+        if adopt:
+            changes["key"] = (None, rec.key)
+            row["key"] = rec.key
+            dirty[rid].add("key")
         if row["person_id"] != pid:
             changes["person_id"] = (row["person_id"], pid)
             row["person_id"] = pid

@@ -166,3 +166,20 @@ def test_identifier_value_change_replaces_it(echo_hub):
     assert u.changes == {"id:email": ("old@x.org", "new@x.org")}
     with hub.store.read() as conn:
         assert sorted(conn.execute(select(identifier.c.value)).scalars()) == ["1", "new@x.org"]
+
+
+def test_keyed_enquiry_adopts_the_hubs_keyless_one(echo_hub):
+    hub = echo_hub()
+    link = PersonLink(identifiers={"mst": "77"})
+    first = hub.apply(
+        [Person(identifiers={"mst": "77"}), Enquiry(person=link, course="CS", entry_year="2026/7")],
+        Source("left"),
+    )
+    back = hub.apply([Enquiry(person=link, key="E9", course="CS", entry_year="2026/7")], Source("right"))
+    assert back[0].hub_id == first[1].hub_id and back[0].changes == {"key": (None, "E9")}
+    again = hub.apply(
+        [Enquiry(person=link, key="E9", course="CS", entry_year="2026/7", status="A")], Source("right")
+    )
+    assert again[0].hub_id == first[1].hub_id and again[0].changes == {"status": (None, "A")}
+    other = hub.apply([Enquiry(person=link, key="E10", course="MA", entry_year="2026/7")], Source("right"))
+    assert other[0].action == "created"
