@@ -192,12 +192,15 @@ def build_wizard_router() -> APIRouter:
         return pages.render(request, "import_run.html", context, principal=principal)
 
     @router.post("/runs/{run_id}/confirm", dependencies=[Depends(csrf_protect)])
-    def confirm(hub: HubDep, principal: AdminUser, run_id: int) -> Response:
+    def confirm(request: Request, hub: HubDep, principal: AdminUser, run_id: int) -> Response:
         """Run for real what a dry run previewed: same upload, same profile."""
-        dry = jobs_for(hub).progress(run_id)
-        stored = load_upload(hub, str(dry.options.get("upload_id") or ""))
-        profile = profile_from_data(dry.options["profile"])
-        real = jobs_for(hub).start(profile, stored, dry_run=False)
+        try:
+            dry = jobs_for(hub).progress(run_id)
+            stored = load_upload(hub, str(dry.options.get("upload_id") or ""))
+            profile = profile_from_data(dry.options["profile"])
+            real = jobs_for(hub).start(profile, stored, dry_run=False)
+        except AzorusError as exc:
+            return _problem(request, principal, 409, "Cannot run this import", exc.message)
         return RedirectResponse(f"/admin/imports/runs/{real}", status_code=303)
 
     @router.post("/runs/{run_id}/undo", dependencies=[Depends(csrf_protect)])

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from azorus_connect.engine import Source
 from azorus_connect.exceptions import ConfigError
 from azorus_connect.model import Enquiry, Person, PersonLink
-from azorus_connect.store.schema import identifier, import_run, person
+from azorus_connect.store.schema import enquiry, identifier, import_run, person
 
 from .conftest import people, run_rows, table_counts, write_csv
 
@@ -191,3 +191,28 @@ def test_resume_refuses_a_different_file(csv_hub, tmp_path):
     write_csv(path, HEADER, [["2", "A", "B", "", ""]])
     with pytest.raises(ConfigError, match="content differs"):
         resume_run(csv_hub, run_id)
+
+
+def test_undo_of_an_enquiry_import_removes_the_enquiries_it_created(csv_hub, tmp_path):
+    run(csv_hub, write_csv(tmp_path / "p.csv", HEADER, [["0000000001", "Ann", "Lee", "", ""]]))
+    header = ["Student ID", "Course", "Entry year", "Status"]
+    columns = {
+        "Student ID": "person.id:mst",
+        "Course": "course",
+        "Entry year": "entry_year",
+        "Status": "status",
+    }
+    prof = ImportProfile.model_validate({"entity": "enquiry", "columns": columns})
+    first = write_csv(tmp_path / "e1.csv", header, [["0000000001", "UG-CS", "2025", "open"]])
+    runner = ImportRunner(csv_hub, prof, open_csv(first))
+    created = runner.run(runner.start())
+    second = write_csv(tmp_path / "e2.csv", header, [["0000000001", "UG-CS", "2025", "closed"]])
+    runner = ImportRunner(csv_hub, prof, open_csv(second))
+    updated = runner.run(runner.start())
+    assert (created.created, updated.updated) == (1, 1)
+    assert undo_run(csv_hub, updated.run_id).restored_fields == 1
+    with csv_hub.store.read() as conn:
+        assert conn.execute(select(enquiry.c.status)).scalars().all() == ["open"]
+    assert undo_run(csv_hub, created.run_id).removed == {"enquiry": 1}
+    assert table_counts(csv_hub)["enquiry"] == 0
+    assert list(people(csv_hub)) == ["0000000001"]  # the person came from another run
