@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection, Select, func, or_, select
 
 from ..model import Application, Enquiry, Person
 from ..store.schema import application, change_log, enquiry, identifier, person, reference_value
@@ -20,7 +20,14 @@ from .request_log import identifier_forms
 if TYPE_CHECKING:
     from ..model import CustomFieldDef
 
-__all__ = ["display_name", "history", "people_by_identifier", "person_detail", "search_people"]
+__all__ = [
+    "display_name",
+    "history",
+    "identifier_query",
+    "people_by_identifier",
+    "person_detail",
+    "search_people",
+]
 
 _NAME_FIELDS = ("title", "first_name", "middle_names", "last_name", "preferred_name")
 _LABELS = {
@@ -79,13 +86,15 @@ def people_by_identifier(conn: Connection, text: str, *, schemes_only: bool = Fa
     return sorted(ids)
 
 
+def identifier_query(schemes: list[str], value: str) -> Select[int]:
+    """The people holding ``value`` in any of ``schemes``: seeks on the (scheme, value) index."""
+    return select(identifier.c.person_id).where(identifier.c.scheme.in_(schemes), identifier.c.value == value)
+
+
 def _match(conn: Connection, schemes: list[str], value: str) -> set[int]:
     if not schemes:
         return set()
-    query = select(identifier.c.person_id).where(
-        identifier.c.scheme.in_(schemes), identifier.c.value == value
-    )
-    return {pid for (pid,) in conn.execute(query)}
+    return set(conn.execute(identifier_query(schemes, value)).scalars())
 
 
 def search_people(conn: Connection, q: str, limit: int = 50) -> list[dict[str, Any]]:

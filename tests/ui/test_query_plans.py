@@ -11,9 +11,10 @@ import datetime as dt
 import pytest
 from sqlalchemy import insert, text
 
+from azorus_connect.admin.people import identifier_query
 from azorus_connect.admin.request_log import RequestFilters, page_query
 from azorus_connect.store.db import Store
-from azorus_connect.store.schema import request_key, request_log
+from azorus_connect.store.schema import identifier, person, request_key, request_log
 
 ROWS = 20_000
 
@@ -47,9 +48,24 @@ def filled_store(azorus_databases):
             {"request_id": rid, "scheme": "hub_person", "value": str(n)},
             {"request_id": rid, "scheme": "email", "value": f"p{n}@example.ac.uk"},
         ]
+    people = [
+        {"id": n + 1, "last_name": f"P{n}", "custom": {}, "created_at": start, "updated_at": start}
+        for n in range(ROWS)
+    ]
+    idents = [
+        {"person_id": n + 1, "scheme": scheme, "value": value, "created_at": start}
+        for n in range(ROWS)
+        for scheme, value in (
+            ("mst", f"{n:010d}"),
+            ("email", f"p{n}@example.ac.uk"),
+            ("sits_stu", f"{n:08d}"),
+        )
+    ]
     with store.write() as conn:
         conn.execute(insert(request_log), logs)
         conn.execute(insert(request_key), keys)
+        conn.execute(insert(person), people)
+        conn.execute(insert(identifier), idents)
     with store.engine.connect() as conn:
         if store.is_sqlite:
             conn.exec_driver_sql("ANALYZE")
@@ -99,3 +115,11 @@ def test_a_page_deep_in_the_log_is_a_range_on_the_time_index(filled_store):
         assert "received_at<" in plan.replace(" ", ""), plan  # a bounded range, not a scan from the top
     else:
         assert "Index Cond" in plan and "received_at <=" in plan, plan
+
+
+def test_person_lookup_by_any_identifier_seeks_the_scheme_value_index(filled_store):
+    plan = _plan(filled_store, identifier_query(["email", "mst", "sits_stu"], "0000012345"))
+    if filled_store.is_sqlite:  # the unique constraint's index is SQLite's autoindex
+        assert "USING INDEX sqlite_autoindex_identifier_1 (scheme=? AND value=?)" in plan, plan
+    else:
+        assert "uq_identifier_scheme_value" in plan and "Seq Scan" not in plan, plan
