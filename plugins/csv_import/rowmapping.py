@@ -2,15 +2,13 @@
 
 The core :class:`~azorus_connect.transform.mapping.Mapper` is general (any source, value maps,
 keys, every entity); a person import is the hot path of big files, so this compiles a profile's
-person mapping once into a plan over column positions and builds each :class:`Person` without a
-second validation pass when every value already has its field's type. Anything unusual (a value
-a transform turned into something else, another entity) goes through the core mapper, and a
-property test holds the two to the same records and the same errors.
+person mapping once into steps over column positions, skipping the per-row dictionary and
+target parsing. Other entities and value maps go through the core mapper, and a property test
+holds the two to the same records and the same errors.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +24,6 @@ from azorus_connect.transform.transforms import parse_bool, parse_date
 __all__ = ["RowMapper"]
 
 _ID, _CUSTOM, _FIELD = 0, 1, 2
-_DATE_FIELDS = Person.date_fields
 
 
 @dataclass(frozen=True)
@@ -104,7 +101,7 @@ class RowMapper:
                     data[step.name] = value
             except (ValueError, TypeError) as exc:
                 raise InvalidRecord(f"{step.source}: {exc}", field=step.source, line=line) from None
-        return self._person(data, identifiers, custom, line)
+        return _validated(data, identifiers, custom, line)
 
     def _custom(self, defn: CustomFieldDef, value: Any) -> Any:
         # The same conversions the core mapper applies to custom fields.
@@ -119,37 +116,6 @@ class RowMapper:
             return parse_bool(value)
         text = str(value).strip()
         return text or None
-
-    def _person(
-        self, data: dict[str, Any], identifiers: dict[str, str], custom: dict[str, Any], line: int
-    ) -> Person:
-        simple = True
-        for name, value in data.items():
-            if value is None:
-                continue
-            if name in _DATE_FIELDS:
-                if isinstance(value, str) and len(value) == 10 and value[4] == "-" and value[7] == "-":
-                    try:
-                        data[name] = dt.date.fromisoformat(value)
-                    except ValueError:
-                        simple = False
-                elif type(value) is not dt.date:
-                    simple = False
-            elif not isinstance(value, str):
-                simple = False
-        if not simple or not set(data) <= _PERSON_FIELDS:
-            # Let the model say what is wrong, exactly as the core mapper would.
-            return _validated(data, identifiers, custom, line)
-        fields_set = {"identifiers", "custom", *data}
-        # Every field given (unset ones as their None default) spares pydantic's per-field defaults.
-        values = {**_UNSET, **data, "identifiers": identifiers, "custom": custom}
-        return Person.model_construct(_fields_set=fields_set, **values)
-
-
-_PERSON_FIELDS = frozenset(n for n in Person.model_fields if n not in ("identifiers", "custom"))
-_UNSET: dict[str, Any] = {
-    n: Person.model_fields[n].get_default(call_default_factory=True) for n in _PERSON_FIELDS
-}
 
 
 def _validated(
