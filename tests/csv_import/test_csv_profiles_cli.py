@@ -151,3 +151,28 @@ def test_cli_profile_load_and_match_on_override(cli_env, csv_hub, tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads(result.output.strip().splitlines()[-1])["new"] == 1
     assert next(iter(people(csv_hub).values()))["identifiers"] == {"email": "a@x.org"}
+
+
+def test_progress_bar_shows_rows_per_second_and_eta_only_on_a_terminal():
+    import datetime as dt
+    import io
+
+    from azorus_csv_import.commands import ProgressBar
+    from azorus_csv_import.running import RunProgress
+
+    progress = RunProgress(
+        run_id=1, dry_run=False, status="running", total_rows=1000, rows_done=250, created=250, updated=0,
+        unchanged=0, invalid=0, started_at=dt.datetime(2026, 1, 1), finished_at=None, error=None, options={},
+    )  # fmt: skip
+    out = io.StringIO()
+    bar = ProgressBar(out, enabled=True)
+    bar.update(progress, 0.25)
+    bar.finish()
+    line = out.getvalue()
+    assert line.startswith("\r[#######.") and " 25%" in line and "250 rows" in line
+    assert "rows/s" in line and "ETA 0:" in line and line.endswith("\n")
+    quiet = io.StringIO()
+    off = ProgressBar(quiet, enabled=False)
+    off.update(progress, 0.25)
+    off.finish()
+    assert quiet.getvalue() == ""
