@@ -34,6 +34,8 @@ __all__ = ["build_wizard_router"]
 pages = AdminPages(Path(__file__).parent / "templates")
 HubDep = Annotated["Hub", Depends(get_hub)]
 ENTITIES = ("person", "enquiry", "application")
+ENTITY_LABELS = {"person": "people", "enquiry": "enquiries", "application": "applications"}
+ENCODING_LABELS = {"utf-8-sig": "UTF-8", "utf-16": "UTF-16", "cp1252": "Windows cp1252", "latin-1": "Latin-1"}
 STATUSES = ("new", "update", "unchanged", "invalid")
 
 
@@ -52,7 +54,13 @@ def _index(
 ) -> Response:
     with hub.store.read() as conn:
         profiles = list_profiles(conn)
-    context = {"runs": _recent_runs(hub), "profiles": profiles, "entities": ENTITIES, "error": error}
+    context = {
+        "runs": _recent_runs(hub),
+        "profiles": profiles,
+        "entities": ENTITIES,
+        "entity_labels": ENTITY_LABELS,
+        "error": error,
+    }
     return pages.render(request, "import_index.html", context, principal=principal, status_code=status)
 
 
@@ -146,6 +154,8 @@ def build_wizard_router() -> APIRouter:
             "profiles": profiles,
             "entity": entity,
             "entities": ENTITIES,
+            "entity_labels": ENTITY_LABELS,
+            "encoding_label": ENCODING_LABELS.get(stored.source.encoding, stored.source.encoding),
             "notice": notice,
             "error": None,
         }
