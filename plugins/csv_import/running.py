@@ -12,7 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import sqlite3
+import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -23,7 +26,7 @@ from sqlalchemy import Connection, insert, select, update
 from azorus_connect.engine import ApplyOptions, RecordResult, Source
 from azorus_connect.exceptions import ConfigError, InvalidRecord, RecordError
 from azorus_connect.model import CanonicalRecord
-from azorus_connect.store.db import utcnow
+from azorus_connect.store.db import Store, utcnow
 from azorus_connect.store.schema import import_run
 from azorus_connect.transform.mapping import Mapper
 
@@ -356,25 +359,42 @@ class ImportRunner:
         return self.progress(run_id)
 
     def _dry_run(self, run_id: int, errors_path: Path) -> RunProgress:
-        """The whole file in one transaction that is rolled back; only the run record is kept."""
+        """The whole file in one transaction that is rolled back; only the run record is kept.
+
+        On a SQLite file that transaction would hold the hub's only write lock for the whole
+        file, so it runs on a snapshot copy instead and the hub keeps taking writes meanwhile.
+        """
+        path = self.hub.store.engine.url.database if self.hub.store.is_sqlite else None
+        if not path or path == ":memory:":
+            return self._dry_run_on(self.hub, run_id, errors_path)
+        with tempfile.TemporaryDirectory(prefix="dry-run-", dir=imports_dir(self.hub)) as tmp:
+            copy = Path(tmp) / "snapshot.db"
+            with closing(sqlite3.connect(path)) as live_db, closing(sqlite3.connect(copy)) as snapshot:
+                live_db.backup(snapshot)
+            shadow = type(self.hub)(self.hub.config, self.hub.plugins, Store(f"sqlite:///{copy}", pool=False))
+            try:
+                return self._dry_run_on(shadow, run_id, errors_path)
+            finally:
+                shadow.close()
+
+    def _dry_run_on(self, target: Hub, run_id: int, errors_path: Path) -> RunProgress:
         counts: dict[str, int] = {"created": 0, "updated": 0, "unchanged": 0, "invalid": 0}
         done = 0
         source = Source(import_run_id=run_id)
         live = self.progress(run_id)
         self.live = live
         report = ErrorReportWriter(errors_path, self.source.header, delimiter=self.source.delimiter)
-        with report, self.hub.store.engine.connect() as conn:
+        with report, target.store.engine.connect() as conn:
             trans = conn.begin()
             try:
                 for batch, fraction in self._batches(0):
                     outcomes, records, positions = self._prepare(batch)
-                    results = self.hub.engine.apply_in(conn, records, source, self.options) if records else []
+                    results = target.engine.apply_in(conn, records, source, self.options) if records else []
                     self._settle(outcomes, positions, results)
                     done += len(batch)
                     for o in outcomes:
                         counts[_COUNT_COLUMN[o.status]] += 1
-                    # The run record cannot be written while this transaction holds the
-                    # database (SQLite): progress is kept here and saved at the end.
+                    # Progress is kept here (the run record is written once, at the end).
                     live.rows_done = done
                     live.created, live.updated = counts["created"], counts["updated"]
                     live.unchanged, live.invalid = counts["unchanged"], counts["invalid"]

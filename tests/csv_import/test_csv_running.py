@@ -297,3 +297,33 @@ def test_imported_enquiries_go_to_the_outbox_of_connections_that_send_them(csv_h
     with csv_hub.store.read() as conn:
         queued = conn.execute(select(outbox.c.connection, outbox.c.entity, outbox.c.import_run_id)).all()
     assert queued == [("sits_out", "enquiry", progress.run_id)]
+
+
+def test_other_writers_go_on_while_a_dry_run_runs(csv_hub, tmp_path):
+    import threading
+
+    from azorus_connect.engine import Source
+    from azorus_connect.model import Person
+
+    path = write_csv(tmp_path / "a.csv", ["MST", "Forename", "Surname"], [["0000000001", "Ann", "Lee"]] * 3)
+    finished: list[bool] = []
+
+    def write_meanwhile(outcome: RowOutcome) -> None:
+        if finished:
+            return
+        other = threading.Thread(
+            target=csv_hub.apply,
+            args=(
+                [Person(identifiers={"mst": "0000000099"}, first_name="Wyn")],
+                Source(connection="sits_out"),
+            ),
+        )
+        other.start()
+        other.join(timeout=20)
+        finished.append(not other.is_alive())
+
+    runner = ImportRunner(csv_hub, profile(), open_csv(path), on_row=write_meanwhile)
+    result = runner.run(runner.start(dry_run=True))
+    assert finished == [True]
+    assert result.created == 1 and result.unchanged == 2
+    assert sorted(people(csv_hub)) == ["0000000099"]  # the other write is in; the dry run wrote nothing
