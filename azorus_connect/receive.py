@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
 from .connector import Affected, InboundRequest, InboundResult
@@ -25,6 +25,7 @@ from .model import Application, CanonicalRecord, Enquiry, Person
 from .redaction import redact_headers
 from .store.db import utcnow
 from .store.schema import request_key, request_log
+from .store.sql import bulk_insert
 
 if TYPE_CHECKING:
     from .config import Connection as HubConnection
@@ -191,32 +192,32 @@ def _write_log(
 ) -> None:
     ctype = hub.plugins.connector_types().get(connection.type) if connection is not None else None
     extra = ctype.secret_headers if ctype is not None else ()
-    # A plain INSERT with a parameter dict: its compiled form is cached (``.values()`` is rebuilt each time).
-    conn.execute(
-        insert(request_log),
-        {
-            "id": request_id,
-            "received_at": utcnow(),
-            "connection": request.connection[:60],
-            "method": request.method,
-            "path": request.path[:500],
-            "client_ip": request.client_ip,
-            "headers": redact_headers(request.headers.items(), extra),
-            "content_type": request.content_type[:200] if request.content_type else None,
-            "body": request.body[:LOGGED_BODY_LIMIT],
-            "body_truncated": len(request.body) > LOGGED_BODY_LIMIT,
-            "status_code": result.status_code,
-            "outcome": result.outcome,
-            "response_body": body.decode("utf-8", "replace"),
-            "response_type": media,
-            "error": result.error,
-            "duration_ms": (time.perf_counter() - started) * 1000,
-        },
+    bulk_insert(
+        conn,
+        request_log,
+        [
+            {
+                "id": request_id,
+                "received_at": utcnow(),
+                "connection": request.connection[:60],
+                "method": request.method,
+                "path": request.path[:500],
+                "client_ip": request.client_ip,
+                "headers": redact_headers(request.headers.items(), extra),
+                "content_type": request.content_type[:200] if request.content_type else None,
+                "body": request.body[:LOGGED_BODY_LIMIT],
+                "body_truncated": len(request.body) > LOGGED_BODY_LIMIT,
+                "status_code": result.status_code,
+                "outcome": result.outcome,
+                "response_body": body.decode("utf-8", "replace"),
+                "response_type": media,
+                "error": result.error,
+                "duration_ms": (time.perf_counter() - started) * 1000,
+            }
+        ],
     )
     if keys:
-        conn.execute(
-            insert(request_key), [{"request_id": request_id, "scheme": s, "value": v} for s, v in keys]
-        )
+        bulk_insert(conn, request_key, [{"request_id": request_id, "scheme": s, "value": v} for s, v in keys])
 
 
 def _completed(hub: Hub, connection: HubConnection, result: InboundResult) -> None:

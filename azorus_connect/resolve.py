@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from .exceptions import IdentityConflict, InvalidRecord
 from .store.schema import identifier, person
+from .store.sql import select_in
 
 __all__ = ["IdentityIndex"]
 
@@ -38,23 +39,21 @@ class IdentityIndex:
                 by_scheme.setdefault(key[0], []).append(key[1])
         # One scheme per query, so the (scheme, value) index is used (a row-value IN scans).
         for scheme, values in by_scheme.items():
-            for start in range(0, len(values), _CHUNK):
-                rows = self.conn.execute(
-                    select(identifier.c.value, identifier.c.person_id).where(
-                        identifier.c.scheme == scheme, identifier.c.value.in_(values[start : start + _CHUNK])
-                    )
-                )
-                for value, pid in rows:
-                    self._owner[(scheme, value)] = pid
+            found = select_in(
+                self.conn,
+                identifier,
+                "value",
+                values,
+                where={"scheme": scheme},
+                columns=("value", "person_id"),
+            )
+            for row in found:
+                self._owner[(scheme, row["value"])] = row["person_id"]
 
     def load_ids(self, ids: Iterable[int]) -> set[int]:
         """Which of these hub ids exist."""
-        wanted = [i for i in set(ids) if i > 0]
-        found: set[int] = set()
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
-            found.update(r[0] for r in self.conn.execute(select(person.c.id).where(person.c.id.in_(chunk))))
-        return found
+        wanted = sorted(i for i in set(ids) if i > 0)
+        return {r["id"] for r in select_in(self.conn, person, "id", wanted, columns=("id",))}
 
     def owner(self, scheme: str, value: str) -> int | None:
         return self._owner.get((scheme, value))

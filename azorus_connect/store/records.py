@@ -7,31 +7,26 @@ statements for a whole batch, never one round trip per field.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
-    JSON,
     Connection,
-    Date,
-    DateTime,
     Table,
     and_,
     bindparam,
     delete,
-    func,
     insert,
     select,
-    text,
     update,
 )
 
 from ..exceptions import InvalidRecord
 from ..model import Application, Enquiry, EntityKind, Person, ReferenceValue
 from .schema import application, change_log, enquiry, identifier, person, reference_list, reference_value
+from .sql import bulk_insert, bulk_update, next_ids, select_in
 
 if TYPE_CHECKING:
     from ..engine import Action, RecordResult, Source
@@ -71,69 +66,6 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__}")
 
 
-def allocate_ids(conn: Connection, table: Table, count: int) -> list[int]:
-    """Reserve ``count`` new primary keys, so a batch insert needs no RETURNING round trips.
-
-    PostgreSQL draws them from the table's sequence; SQLite continues after the largest id, which
-    is safe because a write transaction there holds the only write lock.
-    """
-    if count <= 0:
-        return []
-    if conn.dialect.name == "postgresql":
-        seq = f"{table.name}_id_seq"
-        rows = conn.execute(text(f"SELECT nextval('{seq}') FROM generate_series(1, :n)"), {"n": count})
-        return [int(r[0]) for r in rows]
-    start = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
-    return list(range(start + 1, start + 1 + count))
-
-
-def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """INSERT many rows straight through the driver's executemany (the hot path of big batches).
-
-    Values are converted the way the Core types would store them: JSON columns as JSON text, and
-    on SQLite dates and times as ISO text.
-    """
-    if not rows:
-        return
-    columns = [c for c in table.columns if c.name in rows[0]]
-    sqlite = conn.dialect.name == "sqlite"
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    placeholders = []
-    converters: list[Any] = []
-    for col in columns:
-        if isinstance(col.type, JSON):
-            placeholders.append(mark if sqlite else f"CAST({mark} AS json)")
-            converters.append(_json_text)
-        elif sqlite and isinstance(col.type, DateTime):
-            placeholders.append(mark)
-            converters.append(_sqlite_datetime)
-        elif sqlite and isinstance(col.type, Date):
-            placeholders.append(mark)
-            converters.append(_sqlite_date)
-        else:
-            placeholders.append(mark)
-            converters.append(None)
-    names = ", ".join(conn.dialect.identifier_preparer.quote(c.name) for c in columns)
-    sql = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join(placeholders)})"
-    keys = [c.name for c in columns]
-    pairs = list(zip(keys, converters, strict=True))
-    params = [tuple(row[k] if conv is None else conv(row[k]) for k, conv in pairs) for row in rows]
-    conn.exec_driver_sql(sql, params)
-
-
-def _json_text(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, default=_json_default, ensure_ascii=False)
-
-
-@functools.lru_cache(maxsize=256)  # a batch stamps every row with the same time
-def _sqlite_datetime(value: Any) -> str | None:
-    return None if value is None else value.strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def _sqlite_date(value: Any) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
@@ -150,12 +82,8 @@ def known_codes(conn: Connection, pairs: set[tuple[str, str]]) -> set[tuple[str,
         # One indexed query for a small batch (an inbound request names a few codes in many
         # lists): list IN (...) AND code IN (...) walks the (list, code) index; extras are dropped.
         codes = sorted({code for _, code in pairs})
-        matched = conn.execute(
-            select(reference_value.c.list_name, reference_value.c.code).where(
-                reference_value.c.list_name.in_(sorted(groups)), reference_value.c.code.in_(codes)
-            )
-        )
-        return {(name, code) for name, code in matched if (name, code) in pairs}
+        matched = select_in(conn, reference_value, "code", codes, where={"list_name": sorted(groups)})
+        return {(r["list_name"], r["code"]) for r in matched if (r["list_name"], r["code"]) in pairs}
     for list_name, codes in groups.items():
         for chunk in _chunks(codes):
             rows = conn.execute(
@@ -243,7 +171,7 @@ def apply_references(
                 updates.append(dict(row))
         out.append((i, res))
     if new_rows:
-        ids = allocate_ids(conn, reference_value, len(new_rows))
+        ids = next_ids(conn, reference_value, len(new_rows))
         for row, res, new_id in zip(new_rows, new_results, ids, strict=True):
             row["id"] = res.hub_id = new_id
         bulk_insert(conn, reference_value, new_rows)
@@ -286,16 +214,13 @@ class PeopleState:
         state = cls()
         items = sorted(pids)
         for chunk in _chunks(items):
-            for found in conn.execute(select(person).where(person.c.id.in_(chunk))).mappings():
-                data = dict(found)
+            for data in select_in(conn, person, "id", chunk):
                 data["custom"] = dict(data.get("custom") or {})
                 state.rows[data["id"]] = data
-            for pid, scheme, value in conn.execute(
-                select(identifier.c.person_id, identifier.c.scheme, identifier.c.value).where(
-                    identifier.c.person_id.in_(chunk)
-                )
+            for found in select_in(
+                conn, identifier, "person_id", chunk, columns=("person_id", "scheme", "value")
             ):
-                state.ids.setdefault(pid, {})[scheme] = value
+                state.ids.setdefault(found["person_id"], {})[found["scheme"]] = found["value"]
         return state
 
     def add_new(self, pid: int) -> None:
@@ -343,7 +268,7 @@ class PeopleState:
                 }
                 for p in new
             ]
-            ids = allocate_ids(conn, person, len(rows))
+            ids = next_ids(conn, person, len(rows))
             for row, new_id in zip(rows, ids, strict=True):
                 row["id"] = new_id
             bulk_insert(conn, person, rows)
@@ -357,14 +282,9 @@ class PeopleState:
             if pid < 0:
                 continue
             cols = tuple(sorted(fields))
-            groups[cols].append({"_id": pid, **{c: self.rows[pid][c] for c in cols}})
+            groups[cols].append({"id": pid, "updated_at": now, **{c: self.rows[pid][c] for c in cols}})
         for cols, params in groups.items():
-            stmt = (
-                update(person)
-                .where(person.c.id == bindparam("_id"))
-                .values({**{c: bindparam(c) for c in cols}, "updated_at": now})
-            )
-            conn.execute(stmt, params)
+            bulk_update(conn, person, (*cols, "updated_at"), params)
         touched_ids = {p for p, *_ in self.id_deletes}
         if touched_ids:
             stale = [(mapping.get(p, p), s, v) for p, s, v in self.id_deletes]
@@ -452,13 +372,13 @@ def apply_links(
     keyless_natural: dict[tuple[int, Any, Any], int] = {}
     keys = [r.key for _, r, _ in items if r.key]
     for chunk in _chunks(sorted(set(keys))):
-        for found in conn.execute(select(table).where(table.c.key.in_(chunk))).mappings():
+        for found in select_in(conn, table, "key", chunk):
             rows[found["id"]] = {**found, "custom": dict(found["custom"] or {})}
             by_key[found["key"]] = found["id"]
     people = sorted({pid for _, r, pid in items if not r.key or r.key not in by_key})
     if kind == EntityKind.ENQUIRY and people:
         for chunk in _chunks(people):
-            for found in conn.execute(select(table).where(table.c.person_id.in_(chunk))).mappings():
+            for found in select_in(conn, table, "person_id", chunk):
                 rows.setdefault(found["id"], {**found, "custom": dict(found["custom"] or {})})
                 natural = (found["person_id"], found["course"], found["entry_year"])
                 by_natural.setdefault(natural, found["id"])
@@ -548,7 +468,7 @@ def apply_links(
             | {"created_at": now, "updated_at": now}
             for r in new
         ]
-        ids = allocate_ids(conn, table, len(params))
+        ids = next_ids(conn, table, len(params))
         for param, new_id in zip(params, ids, strict=True):
             param["id"] = new_id
         bulk_insert(conn, table, params)
@@ -557,14 +477,9 @@ def apply_links(
     for rid, cols in dirty.items():
         if rid > 0:
             names = tuple(sorted(cols))
-            groups[names].append({"_id": rid, **{c: rows[rid][c] for c in names}})
+            groups[names].append({"id": rid, "updated_at": now, **{c: rows[rid][c] for c in names}})
     for names, params in groups.items():
-        conn.execute(
-            update(table)
-            .where(table.c.id == bindparam("_id"))
-            .values({**{c: bindparam(c) for c in names}, "updated_at": now}),
-            params,
-        )
+        bulk_update(conn, table, (*names, "updated_at"), params)
     for _, res in out:
         if res.hub_id is not None and res.hub_id < 0:
             res.hub_id = mapping[res.hub_id]
