@@ -21,13 +21,13 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, String, insert, select, update
 
 from azorus_connect.engine import ApplyOptions, RecordResult, Source
 from azorus_connect.exceptions import ConfigError, InvalidRecord, RecordError
-from azorus_connect.model import CanonicalRecord
+from azorus_connect.model import Application, CanonicalRecord, Enquiry, Person
 from azorus_connect.store.db import Store, utcnow
-from azorus_connect.store.schema import import_run
+from azorus_connect.store.schema import application, enquiry, identifier, import_run, person
 from azorus_connect.transform.mapping import Mapper
 
 from .error_report import ErrorReportWriter
@@ -66,6 +66,10 @@ _COUNT_COLUMN: dict[RowStatus, str] = {
 }
 #: A run in one of these states stopped before the end of its file and may be resumed.
 RESUMABLE = ("running", "interrupted", "failed")
+
+
+def _length(kind: object) -> int:
+    return kind.length if isinstance(kind, String) and kind.length else 200
 
 
 def imports_dir(hub: Hub) -> Path:
@@ -208,6 +212,12 @@ class ImportRunner:
             update=True,
             all_or_nothing=False,
         )
+        table = {"person": person, "enquiry": enquiry, "application": application}[profile.entity]
+        self._limits = {
+            c.name: c.type.length for c in table.columns if isinstance(c.type, String) and c.type.length
+        }
+        self._id_limit = _length(identifier.c.value.type)
+        self._column_of = {spec.to: column for column, spec in profile.columns.items()}
         self._identifier_columns = [
             i
             for i, name in enumerate(source.header)
@@ -224,8 +234,29 @@ class ImportRunner:
                     f"{self.source.header[i]}: {cells[i]!r} looks like a long code a spreadsheet turned into"
                     " a rounded number; format the column as text and export again"
                 )
-        row.cells[:] = cells
-        return self.row_mapper.map(cells, row.number)
+        record = self.row_mapper.map(cells, row.number)
+        self._check_lengths(record)
+        return record
+
+    def _check_lengths(self, record: CanonicalRecord) -> None:
+        """A value longer than its column holds is this row's error, not the batch's (PostgreSQL)."""
+        for name, value in record.set_fields().items():
+            limit = self._limits.get(name)
+            if limit is not None and isinstance(value, str) and len(value) > limit:
+                column = self._column_of.get(name, name)
+                raise InvalidRecord(f"{column}: {len(value)} characters, more than the {limit} it may have")
+        if isinstance(record, Person):
+            identifiers = record.identifiers
+        elif isinstance(record, (Enquiry, Application)):
+            identifiers = record.person.identifiers
+        else:
+            identifiers = {}
+        for scheme, value in identifiers.items():
+            if len(value) > self._id_limit:
+                column = self._column_of.get(f"id:{scheme}", f"identifier {scheme}")
+                raise InvalidRecord(
+                    f"{column}: {len(value)} characters, more than the {self._id_limit} it may have"
+                )
 
     def _prepare(
         self, items: list[CsvRow | RowProblem]

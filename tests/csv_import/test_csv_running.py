@@ -327,3 +327,22 @@ def test_other_writers_go_on_while_a_dry_run_runs(csv_hub, tmp_path):
     assert finished == [True]
     assert result.created == 1 and result.unchanged == 2
     assert sorted(people(csv_hub)) == ["0000000099"]  # the other write is in; the dry run wrote nothing
+
+
+def test_the_error_report_keeps_cells_as_the_file_had_them(csv_hub, tmp_path):
+    path = write_csv(tmp_path / "a.csv", ["MST", "Forename", "Surname"], [['="0012"', " Ann ", "x" * 300]])
+    _, outcomes, runner = run(csv_hub, path, profile())
+    assert outcomes[0].status == "invalid"
+    assert outcomes[0].reasons == ["Surname: 300 characters, more than the 200 it may have"]
+    line = runner.errors_path.read_text(encoding="utf-8-sig").splitlines()[1]
+    assert line.startswith('2,"\'=""0012""", Ann ,xxx')
+
+
+def test_values_too_long_for_their_column_are_row_errors_and_the_run_goes_on(csv_hub, tmp_path):
+    rows = [["1" * 201, "A", "B"], ["0000000002", "B" * 201, "C"], ["0000000003", "Cy", "Do"]]
+    path = write_csv(tmp_path / "a.csv", ["MST", "Forename", "Surname"], rows)
+    progress, outcomes, _ = run(csv_hub, path, profile())
+    assert summary(outcomes) == [(2, "invalid"), (3, "invalid"), (4, "new")]
+    assert outcomes[0].reasons == ["MST: 201 characters, more than the 200 it may have"]
+    assert progress.status == "finished"
+    assert sorted(people(csv_hub)) == ["0000000003"]
