@@ -228,6 +228,8 @@ class ImportRunner:
 
     def _record(self, row: CsvRow) -> CanonicalRecord:
         cells = [clean_cell(c) if c[:1] in ("=", " ") or c[-1:] in (" ", "\t") else c for c in row.cells]
+        if "\x00" in "".join(cells):
+            raise InvalidRecord("this row holds a NUL character, which is not text")
         for i in self._identifier_columns:
             if looks_like_excel_mangled_number(cells[i]):
                 raise InvalidRecord(

@@ -346,3 +346,12 @@ def test_values_too_long_for_their_column_are_row_errors_and_the_run_goes_on(csv
     assert outcomes[0].reasons == ["MST: 201 characters, more than the 200 it may have"]
     assert progress.status == "finished"
     assert sorted(people(csv_hub)) == ["0000000003"]
+
+
+def test_a_nul_character_deep_in_the_file_is_a_row_error(csv_hub, tmp_path):
+    path = tmp_path / "nul.csv"
+    body = "MST,Forename,Surname\n" + "".join(f"{i:010d},A,B\n" for i in range(1, 8000))
+    path.write_bytes(body.encode() + b"0000009999,Nu\x00l,C\n0000010000,Z,Z\n")
+    progress, outcomes, _ = run(csv_hub, path, profile(), batch_size=1000)
+    assert outcomes[-2].status == "invalid" and "NUL" in outcomes[-2].reasons[0]
+    assert (progress.status, progress.created, progress.invalid) == ("finished", 8000, 1)
