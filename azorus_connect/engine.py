@@ -240,6 +240,9 @@ class _Batch:
         hub_ids = {p.hub_id for _, p in people if p.hub_id is not None}
         known_ids = self.index.load_ids(hub_ids) if hub_ids else set()
         resolved: list[tuple[int, Person, int, bool]] = []
+        # People whose every identifier in the batch is already theirs: their identifiers need no reload.
+        known: dict[int, dict[str, str]] = {}
+        unsure: set[int] = set()
         for i, rec in people:
             if self.results[i] is not None:
                 continue  # already rejected (list check)
@@ -258,9 +261,17 @@ class _Batch:
                 self.results[i] = RecordResult(i, rec.kind, "unchanged", hub_id=pid, person_id=pid)
                 continue
             assert pid is not None
+            if pid > 0:
+                if all(self.index.owner(s, v) == pid for s, v in rec.identifiers.items()):
+                    known.setdefault(pid, {}).update(rec.identifiers)
+                else:
+                    unsure.add(pid)
             self.index.claim(pid, rec.identifiers)
             resolved.append((i, rec, pid, new))
-        state = rec_store.PeopleState.load(self.conn, {pid for _, _, pid, _ in resolved if pid > 0})
+        for pid in unsure:
+            known.pop(pid, None)
+        pids = {pid for _, _, pid, _ in resolved if pid > 0}
+        state = rec_store.PeopleState.load(self.conn, pids, known)
         created: set[int] = set()
         for i, rec, pid, new in resolved:
             if new and pid not in state.rows:

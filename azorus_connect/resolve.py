@@ -37,6 +37,18 @@ class IdentityIndex:
             if key not in self._owner:
                 self._owner[key] = None
                 by_scheme.setdefault(key[0], []).append(key[1])
+        total = sum(len(v) for v in by_scheme.values())
+        if len(by_scheme) > 1 and total <= _CHUNK:
+            # A small batch (an inbound request): scheme IN (...) AND value IN (...) walks the
+            # (scheme, value) index in one query; pairs nobody asked for are dropped.
+            values = sorted({v for vs in by_scheme.values() for v in vs})
+            cols = ("scheme", "value", "person_id")
+            where = {"scheme": sorted(by_scheme)}
+            for row in select_in(self.conn, identifier, "value", values, where=where, columns=cols):
+                key = (row["scheme"], row["value"])
+                if key in self._owner:
+                    self._owner[key] = row["person_id"]
+            return
         # One scheme per query, so the (scheme, value) index is used (a row-value IN scans).
         for scheme, values in by_scheme.items():
             found = select_in(

@@ -210,16 +210,22 @@ class PeopleState:
         self.id_inserts: list[tuple[int, str, str]] = []
 
     @classmethod
-    def load(cls, conn: Connection, pids: set[int]) -> PeopleState:
+    def load(
+        cls, conn: Connection, pids: set[int], known: dict[int, dict[str, str]] | None = None
+    ) -> PeopleState:
+        """Load people ``pids``; ``known`` gives, for some of them, every identifier that matters
+        to the batch (already looked up), so theirs need not be read again."""
         state = cls()
-        items = sorted(pids)
-        for chunk in _chunks(items):
+        known = known or {}
+        for chunk in _chunks(sorted(pids)):
             for data in select_in(conn, person, "id", chunk):
                 data["custom"] = dict(data.get("custom") or {})
                 state.rows[data["id"]] = data
-            for found in select_in(
-                conn, identifier, "person_id", chunk, columns=("person_id", "scheme", "value")
-            ):
+        for pid, ids in known.items():
+            state.ids[pid] = dict(ids)
+        for chunk in _chunks(sorted(pids - set(known))):
+            cols = ("person_id", "scheme", "value")
+            for found in select_in(conn, identifier, "person_id", chunk, columns=cols):
                 state.ids.setdefault(found["person_id"], {})[found["scheme"]] = found["value"]
         return state
 
