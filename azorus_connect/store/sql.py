@@ -9,13 +9,15 @@ transaction.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Connection, Date, DateTime, Table
+from sqlalchemy.exc import DBAPIError
 
 __all__ = ["bulk_insert", "bulk_update", "next_ids", "select_in"]
 
@@ -104,6 +106,15 @@ def _dialect(conn: Connection) -> _Dialect:
     return _dialect_for(conn.dialect.name, conn.dialect.paramstyle, conn.dialect)
 
 
+@contextlib.contextmanager
+def _driver_errors(conn: Connection, sql: str) -> Iterator[None]:
+    """Raise driver errors as SQLAlchemy's (IntegrityError, OperationalError...), as Core would."""
+    try:
+        yield
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(sql, None, exc, conn.dialect.loaded_dbapi.Error) from exc
+
+
 def _cursor(conn: Connection) -> Any:
     return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
 
@@ -155,7 +166,8 @@ def select_in(
         for start in range(0, len(values), chunk):
             part = list(values[start : start + chunk])
             sql = _select_sql(table, (d.sqlite, d.mark), names, shape, in_col, len(part))
-            cur.execute(sql, (*fixed, *part))
+            with _driver_errors(conn, sql):
+                cur.execute(sql, (*fixed, *part))
             for row in cur.fetchall():
                 out.append(
                     {
@@ -219,12 +231,13 @@ def next_ids(conn: Connection, table: Table, count: int) -> list[int]:
         return []
     cur = _cursor(conn)
     try:
-        if _dialect(conn).sqlite:
-            cur.execute(f'SELECT coalesce(max(id), 0) FROM "{table.name}"')
-            start = int(cur.fetchone()[0])
-            return list(range(start + 1, start + 1 + count))
-        cur.execute(f"SELECT nextval('{table.name}_id_seq') FROM generate_series(1, %s)", (count,))
-        return [int(r[0]) for r in cur.fetchall()]
+        with _driver_errors(conn, "SELECT next ids"):
+            if _dialect(conn).sqlite:
+                cur.execute(f'SELECT coalesce(max(id), 0) FROM "{table.name}"')
+                start = int(cur.fetchone()[0])
+                return list(range(start + 1, start + 1 + count))
+            cur.execute(f"SELECT nextval('{table.name}_id_seq') FROM generate_series(1, %s)", (count,))
+            return [int(r[0]) for r in cur.fetchall()]
     finally:
         cur.close()
 
@@ -232,9 +245,10 @@ def next_ids(conn: Connection, table: Table, count: int) -> list[int]:
 def _executemany(conn: Connection, sql: str, params: list[tuple[Any, ...]]) -> None:
     cur = _cursor(conn)
     try:
-        if len(params) == 1:
-            cur.execute(sql, params[0])
-        else:
-            cur.executemany(sql, params)
+        with _driver_errors(conn, sql):
+            if len(params) == 1:
+                cur.execute(sql, params[0])
+            else:
+                cur.executemany(sql, params)
     finally:
         cur.close()

@@ -183,3 +183,29 @@ def test_keyed_enquiry_adopts_the_hubs_keyless_one(echo_hub):
     assert again[0].hub_id == first[1].hub_id and again[0].changes == {"status": (None, "A")}
     other = hub.apply([Enquiry(person=link, key="E10", course="MA", entry_year="2026/7")], Source("right"))
     assert other[0].action == "created"
+
+
+def test_concurrent_first_writes_of_one_identifier_make_one_person(echo_hub):
+    import threading
+
+    hub = echo_hub()
+    barrier = threading.Barrier(8)
+    results, errors = [], []
+
+    def write() -> None:
+        barrier.wait()
+        try:
+            results.extend(
+                hub.apply([Person(identifiers={"mst": "0000000001", "email": "a@x.org"})], Source("left"))
+            )
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert sorted(r.action for r in results) == ["created"] + ["unchanged"] * 7
+    assert count(hub, person) == 1 and count(hub, identifier) == 2
