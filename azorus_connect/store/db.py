@@ -39,6 +39,37 @@ def database_url(explicit: str | None = None) -> str:
     return url
 
 
+class _Checkpointer(threading.Thread):
+    """Copies the SQLite write-ahead log back into the database file every ``interval`` seconds.
+
+    SQLite would otherwise do it inside whichever commit crosses the threshold, adding the copy and
+    an fsync to that request's latency.  A PASSIVE checkpoint never blocks readers or writers.
+    """
+
+    def __init__(self, path: str, interval: float = 1.0) -> None:
+        super().__init__(name="azorus-sqlite-checkpoint", daemon=True)
+        self.path = path
+        self.interval = interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except sqlite3.Error:
+            return
+        try:
+            while not self.stopped.wait(self.interval):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    continue  # busy or gone for a moment: the next round catches up
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
 def _sqlite_engine(url: str, **kw: Any) -> Engine:
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kw)
 
@@ -50,6 +81,8 @@ def _sqlite_engine(url: str, **kw: Any) -> Engine:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
+        # Checkpoints run on a background thread (see _Checkpointer), not inside a request's commit.
+        cur.execute("PRAGMA wal_autocheckpoint=0")
         cur.close()
 
     # SQLite takes one writer at a time.  Writers of this process queue on a lock instead of
@@ -99,11 +132,15 @@ class Store:
         self.url = database_url(url)
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
+        self._checkpointer: _Checkpointer | None = None
         if self.dialect == "sqlite":
             db = parsed.database or ""
             if db and db != ":memory:":
                 Path(db).parent.mkdir(parents=True, exist_ok=True)
             self.engine = _sqlite_engine(self.url, **({} if pool else {"poolclass": NullPool}))
+            if db and db != ":memory:":
+                self._checkpointer = _Checkpointer(db)
+                self._checkpointer.start()
         else:
             kw: dict[str, Any] = {"pool_pre_ping": True}
             if pool:
@@ -152,4 +189,7 @@ class Store:
             return inspect(conn).has_table("alembic_version")
 
     def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         self.engine.dispose()
