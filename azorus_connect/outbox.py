@@ -42,8 +42,9 @@ if TYPE_CHECKING:
     from .config import Connection as HubConnection
     from .engine import RecordResult, Source
     from .hub import Hub
+    from .store.db import Store
 
-__all__ = ["Outbox", "worker_identity"]
+__all__ = ["Outbox", "OutcomeWriter", "worker_identity"]
 
 PENDING, SENT, PARKED, SKIPPED = "pending", "sent", "parked", "skipped"
 
@@ -61,6 +62,23 @@ _MARK_SENT = (
 )
 
 
+class OutcomeWriter:
+    """Write transactions for one drain's outcomes, on a connection kept for the drain when there is one."""
+
+    def __init__(self, store: Store, kept: Connection | None) -> None:
+        self.store = store
+        self.kept = kept
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        if self.kept is None:
+            with self.store.write() as conn:
+                yield conn
+        else:
+            with self.kept.begin():
+                yield self.kept
+
+
 def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -68,8 +86,13 @@ def worker_identity() -> str:
 class Outbox:
     """Queue operations for every connection."""
 
+    #: How many drains at once may keep a store connection for their outcomes (one write per message
+    #: costs less without a trip to the pool); the rest of the pool stays free for everything else.
+    KEPT_CONNECTIONS = 4
+
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
+        self._kept_slots = threading.BoundedSemaphore(self.KEPT_CONNECTIONS)
         self._lock_engine: Engine | None = None
         self._lock_engine_guard = threading.Lock()
 
@@ -268,6 +291,18 @@ class Outbox:
                 .values(status=SKIPPED, last_error=func.coalesce(outbox.c.last_error, "skipped by an admin"))
             )
             return bool(res.rowcount)
+
+    @contextmanager
+    def outcome_writer(self) -> Iterator[OutcomeWriter]:
+        """Where a drain records its outcomes: a kept connection if a slot is free, else the pool."""
+        if not self._kept_slots.acquire(blocking=False):
+            yield OutcomeWriter(self.hub.store, None)
+            return
+        try:
+            with self.hub.store.engine.connect() as kept:
+                yield OutcomeWriter(self.hub.store, kept)
+        finally:
+            self._kept_slots.release()
 
     # -- who drains a connection ------------------------------------------------------------------
 

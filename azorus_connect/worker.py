@@ -11,7 +11,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -20,7 +20,7 @@ from .connector import OutboundMessage, SendOutcome
 from .engine import ApplyOptions, Source
 from .exceptions import AzorusError, PermanentExternalError, RetryableError
 from .model import Person
-from .outbox import worker_identity
+from .outbox import OutcomeWriter, worker_identity
 from .store.db import utcnow
 
 if TYPE_CHECKING:
@@ -83,55 +83,69 @@ class Worker:
             if renew is None:
                 result.busy = True
                 return result
-            last_renew = time.monotonic()
-            batch_size = max(1, ctype.send_batch_size)
-            # the head of the queue, read ahead so a message costs one write, not a read and a write
-            window: list[OutboundMessage] = []
-            window_until = 0.0
-            while not self.stop_event.is_set():
-                if max_messages is not None and result.sent + result.failed >= max_messages:
-                    break
-                if not window or time.monotonic() > window_until:
-                    with self.hub.store.read() as db:
-                        if self.hub.outbox.is_held(db, conn):
-                            result.held = True
-                            break
-                        window = self.hub.outbox.next_batch(
-                            db, name, max(batch_size, self.READ_AHEAD), utcnow()
-                        )
-                    window_until = time.monotonic() + self.READ_AHEAD_SECONDS
-                if not window:
-                    break
-                batch, window = window[:batch_size], window[batch_size:]
-                if not self._send(conn, batch, result):
-                    break
-                if time.monotonic() - last_renew > self.lease_seconds / 3:
-                    if not renew():
-                        log.warning("lost the hold on %s; another worker takes over", name)
-                        break
-                    last_renew = time.monotonic()
+            with self.hub.outbox.outcome_writer() as outcomes:
+                self._drain_held(conn, max(1, ctype.send_batch_size), renew, outcomes, result, max_messages)
         return result
 
-    def _send(self, conn: Connection, batch: list[OutboundMessage], result: DrainResult) -> bool:
+    def _drain_held(
+        self,
+        conn: Connection,
+        batch_size: int,
+        renew: Callable[[], bool],
+        outcomes: OutcomeWriter,
+        result: DrainResult,
+        max_messages: int | None,
+    ) -> None:
+        """The drain loop, run while this worker holds the connection's queue."""
+        last_renew = time.monotonic()
+        # the head of the queue, read ahead so a message costs one write, not a read and a write
+        window: list[OutboundMessage] = []
+        window_until = 0.0
+        while not self.stop_event.is_set():
+            if max_messages is not None and result.sent + result.failed >= max_messages:
+                break
+            if not window or time.monotonic() > window_until:
+                with self.hub.store.read() as db:
+                    if self.hub.outbox.is_held(db, conn):
+                        result.held = True
+                        break
+                    window = self.hub.outbox.next_batch(
+                        db, conn.name, max(batch_size, self.READ_AHEAD), utcnow()
+                    )
+                window_until = time.monotonic() + self.READ_AHEAD_SECONDS
+            if not window:
+                break
+            batch, window = window[:batch_size], window[batch_size:]
+            if not self._send(conn, batch, result, outcomes):
+                break
+            if time.monotonic() - last_renew > self.lease_seconds / 3:
+                if not renew():
+                    log.warning("lost the hold on %s; another worker takes over", conn.name)
+                    break
+                last_renew = time.monotonic()
+
+    def _send(
+        self, conn: Connection, batch: list[OutboundMessage], result: DrainResult, outcomes: OutcomeWriter
+    ) -> bool:
         """Send one batch and record each outcome; False when the queue must stop for now."""
         try:
-            outcomes = self.hub.plugins.hook.azorus_send(connection=conn, messages=batch)
-            if outcomes is None:
+            answers = self.hub.plugins.hook.azorus_send(connection=conn, messages=batch)
+            if answers is None:
                 raise PermanentExternalError(f"no plugin sends for connection type {conn.type!r}")
         except RetryableError as exc:
-            outcomes = [SendOutcome.retry(m.id, exc.message, exc.retry_after) for m in batch]
+            answers = [SendOutcome.retry(m.id, exc.message, exc.retry_after) for m in batch]
         except AzorusError as exc:
-            outcomes = [SendOutcome.failed(m.id, exc.message) for m in batch]
+            answers = [SendOutcome.failed(m.id, exc.message) for m in batch]
         except Exception as exc:  # a plugin bug: keep the message, retry later, say why
             log.exception("azorus_send failed for %s", conn.name)
-            outcomes = [SendOutcome.retry(m.id, f"plugin error: {type(exc).__name__}: {exc}") for m in batch]
-        by_id = {o.message_id: o for o in outcomes}
+            answers = [SendOutcome.retry(m.id, f"plugin error: {type(exc).__name__}: {exc}") for m in batch]
+        by_id = {o.message_id: o for o in answers}
         keep_going = True
         for msg in batch:
             outcome = by_id.get(msg.id) or SendOutcome.retry(msg.id, "the plugin returned no outcome")
             now = utcnow()
             if outcome.status == "sent":
-                self._record_sent(conn, msg, outcome)
+                self._record_sent(conn, msg, outcome, outcomes)
                 result.sent += 1
             elif outcome.status == "retry" and msg.attempts + 1 < conn.max_attempts:
                 delay = (
@@ -139,7 +153,7 @@ class Worker:
                     if outcome.retry_after is not None
                     else self._delay(conn, msg.attempts)
                 )
-                with self.hub.store.write() as db:
+                with outcomes.write() as db:
                     self.hub.outbox.mark_retry(db, msg.id, outcome.reason or "retry", delay, now)
                 result.retried += 1
                 keep_going = False  # later messages wait behind this one
@@ -147,7 +161,7 @@ class Worker:
                 reason = outcome.reason or "failed"
                 if outcome.status == "retry":
                     reason = f"gave up after {msg.attempts + 1} attempts: {reason}"
-                with self.hub.store.write() as db:
+                with outcomes.write() as db:
                     self.hub.outbox.mark_failed(db, msg.id, reason, conn.on_failure, now)
                 result.failed += 1
                 if conn.on_failure == "hold":
@@ -155,7 +169,9 @@ class Worker:
                     keep_going = False
         return keep_going
 
-    def _record_sent(self, conn: Connection, msg: OutboundMessage, outcome: SendOutcome) -> None:
+    def _record_sent(
+        self, conn: Connection, msg: OutboundMessage, outcome: SendOutcome, outcomes: OutcomeWriter
+    ) -> None:
         """Mark sent; keys the other system assigned are written to the person in the same transaction."""
         now = utcnow()
         if outcome.external_ids and msg.person_id is not None:
@@ -167,7 +183,7 @@ class Worker:
                 before_commit=lambda db, _r: self.hub.outbox.mark_sent(db, msg.id, outcome.external_ids, now),
             )
         else:
-            with self.hub.store.write() as db:
+            with outcomes.write() as db:
                 self.hub.outbox.mark_sent(db, msg.id, None, now)
 
     @staticmethod

@@ -39,7 +39,9 @@ _lock = threading.Lock()
 def _session(connection: str) -> requests.Session:
     # one session per connection: a connection is drained by one thread at a time
     with _lock:
-        return _sessions.setdefault(connection, new_session())
+        if connection not in _sessions:
+            _sessions[connection] = new_session()
+        return _sessions[connection]
 
 
 @hookimpl
