@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+import requests
 import uvicorn
 from playwright.sync_api import Page, sync_playwright
 
@@ -95,14 +95,15 @@ def _seed(base: str) -> list[str]:
     """Send the StuTalk fixtures (and two refused requests); returns the request ids."""
     auth = "Basic " + base64.b64encode(f"{SITS_USER}:{SITS_PASSWORD}".encode()).decode()
     ids = []
-    with httpx.Client(base_url=base, timeout=30) as http:
+    with requests.Session() as http:
         for name in PAYLOADS:
             path = FIXTURES / name
             if not path.exists():
                 continue
             answer = http.post(
-                "/inbound/sits",
-                content=path.read_bytes(),
+                base + "/inbound/sits",
+                timeout=30,
+                data=path.read_bytes(),
                 headers={
                     "content-type": "application/xml",
                     "authorization": auth,
@@ -111,11 +112,13 @@ def _seed(base: str) -> list[str]:
             )
             ids.append(answer.headers.get("x-request-id", ""))
         http.post(
-            "/inbound/sits",
-            content=b"<EXCHANGE>",
+            base + "/inbound/sits",
+            timeout=30,
+            data=b"<EXCHANGE>",
             headers={"content-type": "application/xml", "authorization": auth},
         )
-        http.post("/inbound/sits", content=b"<EXCHANGE/>", headers={"content-type": "application/xml"})
+        xml = {"content-type": "application/xml"}
+        http.post(base + "/inbound/sits", timeout=30, data=b"<EXCHANGE/>", headers=xml)
     return [i for i in ids if i]
 
 
