@@ -48,6 +48,8 @@ __all__ = ["Outbox", "OutcomeWriter", "worker_identity"]
 
 PENDING, SENT, PARKED, SKIPPED = "pending", "sent", "parked", "skipped"
 
+_ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
+
 #: Built once: it runs for every message sent, and building it costs more than running it.
 _MARK_SENT = (
     update(outbox)
@@ -63,7 +65,12 @@ _MARK_SENT = (
 
 
 class OutcomeWriter:
-    """Write transactions for one drain's outcomes, on a connection kept for the drain when there is one."""
+    """Write transactions for one drain's outcomes, on a connection kept for the drain when there is one.
+
+    On PostgreSQL an outcome commits without waiting for the WAL flush: a server crash may forget
+    the last few outcomes, and those messages are sent again, in order (at least once, as
+    always).  The changes and the messages they queue are committed durably; only "sent" can be lost.
+    """
 
     def __init__(self, store: Store, kept: Connection | None) -> None:
         self.store = store
@@ -71,6 +78,13 @@ class OutcomeWriter:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
+        with self._transaction() as conn:
+            if not self.store.is_sqlite:
+                conn.execute(_ASYNC_COMMIT)
+            yield conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
         if self.kept is None:
             with self.store.write() as conn:
                 yield conn
