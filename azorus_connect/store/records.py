@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -53,7 +53,9 @@ def dump_value(value: Any) -> str | None:
     """A field value as the change log stores it (JSON text; None stays NULL)."""
     if value is None:
         return None
-    return json.dumps(value, default=_json_default, ensure_ascii=False, sort_keys=True)
+    if type(value) is str:  # most values: the encoder's own string form, without its dispatch
+        return _encode_string(value)
+    return _CHANGE_JSON.encode(value)
 
 
 def load_value(text: str | None) -> Any:
@@ -64,6 +66,11 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
     raise TypeError(f"cannot store {type(value).__name__}")
+
+
+#: One encoder for the change log (``json.dumps`` with options builds a new one per call).
+_CHANGE_JSON = json.JSONEncoder(default=_json_default, ensure_ascii=False, sort_keys=True)
+_encode_string: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -237,18 +244,26 @@ class PeopleState:
         """Apply the fields ``rec`` carries to person ``pid``; return what changed."""
         row = self.rows[pid]
         changes: dict[str, tuple[Any, Any]] = {}
+        dirty: list[str] = []
         for fname, value in rec.set_fields().items():
             old = row.get(fname)
             if old != value:
                 changes[fname] = (old, value)
                 row[fname] = value
-                self.dirty[pid].add(fname)
-        for cname, value in rec.custom.items():
-            old = row["custom"].get(cname)
-            if old != value:
-                changes[f"custom:{cname}"] = (old, value)
-                row["custom"] = {**row["custom"], cname: value}
-                self.dirty[pid].add("custom")
+                dirty.append(fname)
+        if rec.custom:
+            custom = row["custom"]
+            changed: dict[str, Any] = {}
+            for cname, value in rec.custom.items():
+                old = custom.get(cname)
+                if old != value:
+                    changes[f"custom:{cname}"] = (old, value)
+                    changed[cname] = value
+            if changed:
+                row["custom"] = {**custom, **changed}
+                dirty.append("custom")
+        if dirty and pid > 0:  # a new person is inserted whole: only stored ones need their columns
+            self.dirty[pid].update(dirty)
         ids = self.ids.setdefault(pid, {})
         for scheme, value in rec.identifiers.items():
             old = ids.get(scheme)
@@ -265,23 +280,15 @@ class PeopleState:
         new = [pid for pid in self.rows if pid < 0]
         mapping: dict[int, int] = {}
         if new:
-            rows = [
-                {
-                    **{k: self.rows[p][k] for k in PERSON_FIELDS},
-                    "custom": self.rows[p]["custom"],
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for p in new
-            ]
+            rows = [self.rows.pop(p) for p in new]  # inserted as they are: every column, stamped below
             ids = next_ids(conn, person, len(rows))
             for row, new_id in zip(rows, ids, strict=True):
                 row["id"] = new_id
+                row["created_at"] = row["updated_at"] = now
             bulk_insert(conn, person, rows)
             mapping = dict(zip(new, ids, strict=True))
-            for prov, real in mapping.items():
-                self.rows[real] = self.rows.pop(prov)
-                self.rows[real]["id"] = real
+            for prov, real, row in zip(new, ids, rows, strict=True):
+                self.rows[real] = row
                 self.ids[real] = self.ids.pop(prov, {})
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for pid, fields in self.dirty.items():
@@ -508,7 +515,7 @@ def link_snapshots(conn: Connection, kind: EntityKind, rids: Iterable[int]) -> d
 
 def log_changes(conn: Connection, results: Sequence[RecordResult], source: Source, now: dt.datetime) -> None:
     """One row per changed field; a creation is one row (field ``*``) holding every value set."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     base = {
         "connection": source.connection,
         "request_id": source.request_id,
@@ -518,28 +525,32 @@ def log_changes(conn: Connection, results: Sequence[RecordResult], source: Sourc
     for r in results:
         if r.hub_id is None:
             continue
-        common = {"entity": r.kind.value, "record_id": r.hub_id, "person_id": r.person_id, **base}
+        entity, record_id, person_id = r.kind.value, r.hub_id, r.person_id
         if r.action == "created":
             values = {k: new for k, (_, new) in r.changes.items() if new is not None}
-            rows.append(
-                {
-                    **common,
-                    "action": "created",
-                    "field": "*",
-                    "old_value": None,
-                    "new_value": dump_value(values),
-                }
-            )
+            row = {
+                "entity": entity,
+                "record_id": record_id,
+                "person_id": person_id,
+                "action": "created",
+                "field": "*",
+                "old_value": None,
+                "new_value": _CHANGE_JSON.encode(values),
+            }
+            row.update(base)
+            rows.append(row)
         else:
             for fname, (old, new) in r.changes.items():
-                rows.append(
-                    {
-                        **common,
-                        "action": "updated",
-                        "field": fname,
-                        "old_value": dump_value(old),
-                        "new_value": dump_value(new),
-                    }
-                )
+                row = {
+                    "entity": entity,
+                    "record_id": record_id,
+                    "person_id": person_id,
+                    "action": "updated",
+                    "field": fname,
+                    "old_value": dump_value(old),
+                    "new_value": dump_value(new),
+                }
+                row.update(base)
+                rows.append(row)
     if rows:
         bulk_insert(conn, change_log, rows)

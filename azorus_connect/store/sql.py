@@ -14,6 +14,7 @@ import datetime as dt
 import functools
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Connection, Date, DateTime, Table
@@ -32,8 +33,12 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__}")
 
 
+#: One encoder for every JSON value (``json.dumps`` with options builds a new one per call).
+_JSON = json.JSONEncoder(ensure_ascii=False, default=_json_default)
+
+
 def _json_text(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, default=_json_default, ensure_ascii=False)
+    return None if value is None else _JSON.encode(value)
 
 
 @functools.lru_cache(maxsize=256)  # a batch stamps every row with the same time
@@ -158,8 +163,8 @@ def select_in(
     for v in where.values():
         fixed.extend(v if isinstance(v, (list, tuple)) else (v,))
     picked = [table.c[name] for name in columns] if columns else list(table.columns)
-    readers = [(c.name, d.read_converter(c)) for c in picked]
     names = tuple(c.name for c in picked)
+    readers = [(c.name, conv) for c in picked if (conv := d.read_converter(c)) is not None]
     out: list[dict[str, Any]] = []
     cur = _cursor(conn)
     try:
@@ -169,12 +174,10 @@ def select_in(
             with _driver_errors(conn, sql):
                 cur.execute(sql, (*fixed, *part))
             for row in cur.fetchall():
-                out.append(
-                    {
-                        name: (v if conv is None else conv(v))
-                        for (name, conv), v in zip(readers, row, strict=True)
-                    }
-                )
+                data = dict(zip(names, row, strict=True))
+                for name, conv in readers:
+                    data[name] = conv(data[name])
+                out.append(data)
     finally:
         cur.close()
     return out
@@ -208,8 +211,7 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         return
     names = tuple(c.name for c in table.columns if c.name in rows[0])
     sql, pairs = _insert_plan(table, names, _dialect(conn))
-    params = [tuple(row[k] if conv is None else conv(row[k]) for k, conv in pairs) for row in rows]
-    _executemany(conn, sql, params)
+    _executemany(conn, sql, _params(pairs, rows))
 
 
 def bulk_update(conn: Connection, table: Table, names: Iterable[str], rows: Sequence[dict[str, Any]]) -> None:
@@ -217,8 +219,20 @@ def bulk_update(conn: Connection, table: Table, names: Iterable[str], rows: Sequ
     if not rows:
         return
     sql, pairs = _update_plan(table, tuple(names), _dialect(conn))
-    params = [(*(row[k] if conv is None else conv(row[k]) for k, conv in pairs), row["id"]) for row in rows]
-    _executemany(conn, sql, params)
+    _executemany(conn, sql, _params([*pairs, ("id", None)], rows))
+
+
+def _params(pairs: Sequence[tuple[str, _Converter]], rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """The driver's parameter tuples, built column by column (a per-value generator costs more)."""
+    if not any(conv for _, conv in pairs):
+        if len(pairs) == 1:
+            return [(row[pairs[0][0]],) for row in rows]
+        return list(map(itemgetter(*(name for name, _ in pairs)), rows))
+    columns = [
+        list(map(itemgetter(name), rows)) if conv is None else list(map(conv, map(itemgetter(name), rows)))
+        for name, conv in pairs
+    ]
+    return list(zip(*columns, strict=True))
 
 
 def next_ids(conn: Connection, table: Table, count: int) -> list[int]:
