@@ -20,7 +20,7 @@ from .exceptions import AzorusError, ConfigError
 from .hub import Hub
 from .plugins import PluginHost
 from .scaffold import plugin_group
-from .store.schema import outbox, request_key, request_log
+from .store.schema import outbox, request_log
 
 __all__ = ["cli", "main"]
 
@@ -263,7 +263,8 @@ def sync(state: _State, connection: str) -> None:
 @cli.command("log")
 @click.option("--connection")
 @click.option("--identifier", help="Any identifier: MST code, STU code, email, hub id.")
-@click.option("--status", type=int)
+@click.option("--status", help="A status code, 4xx/5xx, or 'failed'.")
+@click.option("--since", help="From this time (ISO, UTC).")
 @click.option("--limit", default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
@@ -271,31 +272,24 @@ def log_cmd(
     state: _State,
     connection: str | None,
     identifier: str | None,
-    status: int | None,
+    status: str | None,
+    since: str | None,
     limit: int,
     as_json: bool,
 ) -> None:
-    """Show the request log, newest first."""
+    """Show the request log, newest first (the same filters as the admin UI's)."""
+    from .admin.request_log import FilterError, RequestFilters, requests_query
+
     hub = state.hub()
-    q = select(
-        request_log.c.id,
-        request_log.c.received_at,
-        request_log.c.connection,
-        request_log.c.status_code,
-        request_log.c.outcome,
-        request_log.c.duration_ms,
-        request_log.c.error,
-    )
-    if connection:
-        q = q.where(request_log.c.connection == connection)
-    if status:
-        q = q.where(request_log.c.status_code == status)
-    if identifier:
-        q = q.where(
-            request_log.c.id.in_(select(request_key.c.request_id).where(request_key.c.value == identifier))
+    try:
+        filters = RequestFilters.parse(
+            connection=connection, status=status, since=since, identifier=identifier
         )
+    except FilterError as exc:
+        raise click.UsageError(str(exc)) from None
+    q = requests_query(filters).order_by(request_log.c.received_at.desc()).limit(limit)
     with hub.store.read() as conn:
-        rows = conn.execute(q.order_by(request_log.c.received_at.desc()).limit(limit)).mappings().all()
+        rows = conn.execute(q).mappings().all()
     if as_json:
         click.echo(json.dumps([{**r, "received_at": r["received_at"].isoformat()} for r in rows], indent=2))
         return

@@ -163,3 +163,33 @@ def test_log_and_outbox_commands(workdir):
     proc = run(["outbox", "retry", "12345"], workdir, check=False)
     assert proc.returncode != 0 and "not parked" in proc.stderr
     assert Path(workdir / "azorus.db").exists()
+
+
+def test_log_finds_a_request_by_identifier(tmp_path, monkeypatch, echo_plugins, make_hub, hub_client):
+    from click.testing import CliRunner
+
+    from azorus_connect import cli as cli_module
+
+    from .conftest import echo_config
+
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    from azorus_connect.store.db import Store
+
+    store = Store(url)
+    store.migrate()
+    store.dispose()
+    hub = make_hub(echo_config(), plugins=echo_plugins, database_url=url)
+    client = hub_client(hub)
+    body = json.dumps({"records": [{"entity": "person", "fields": {"MST": "0000777"}}]})
+    assert client.post("/inbound/left", content=body).status_code == 201
+    assert client.post("/inbound/left", content="nope").status_code == 400
+    (tmp_path / "azorus.toml").write_text('[connections.left]\ntype = "echo"\n')
+    monkeypatch.setattr(cli_module, "_PLUGINS", echo_plugins)
+    runner = CliRunner()
+    args = ["--config", str(tmp_path / "azorus.toml"), "--database-url", url, "log", "--json"]
+    found = json.loads(runner.invoke(cli_module.cli, [*args, "--identifier", "0000777"]).output)
+    assert [r["status_code"] for r in found] == [201]
+    failed = json.loads(runner.invoke(cli_module.cli, [*args, "--status", "failed"]).output)
+    assert [r["status_code"] for r in failed] == [400]
+    bad = runner.invoke(cli_module.cli, [*args, "--status", "teapot"])
+    assert bad.exit_code == 2 and "status" in bad.output
