@@ -185,13 +185,20 @@ def serve(
 @cli.command()
 @click.option("--connection", "connections", multiple=True, help="Only these connections (repeatable).")
 @click.option("--once", is_flag=True, help="Drain what is due once, then exit.")
+@click.option(
+    "--lease-seconds",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="SQLite: how long a dead worker's hold on a connection lasts before another worker takes over.",
+)
 @click.pass_obj
-def worker(state: _State, connections: tuple[str, ...], once: bool) -> None:
+def worker(state: _State, connections: tuple[str, ...], once: bool, lease_seconds: float) -> None:
     """Run the outbox worker (and scheduled pulls) alone."""
     from .worker import Worker
 
     hub = state.hub()
-    w = Worker(hub, connections=connections or None)
+    w = Worker(hub, connections=connections or None, lease_seconds=lease_seconds)
     if once:
         for name, res in w.run_once().items():
             click.echo(
