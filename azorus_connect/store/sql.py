@@ -23,8 +23,6 @@ from sqlalchemy.exc import DBAPIError
 __all__ = ["bulk_insert", "bulk_update", "next_ids", "select_in"]
 
 _Converter = Callable[[Any], Any] | None
-#: Column name and the converter its values go through on the way in.
-_Plan = list[tuple[str, _Converter]]
 
 
 def _json_default(value: Any) -> Any:
@@ -140,6 +138,16 @@ def _select_sql(
     return f'SELECT {cols} FROM "{table.name}" WHERE {" AND ".join(conds)}'
 
 
+@functools.lru_cache(maxsize=256)
+def _read_plan(
+    table: Table, columns: tuple[str, ...] | None, d: _Dialect
+) -> tuple[tuple[str, ...], list[tuple[str, Callable[[Any], Any]]]]:
+    """The columns a select names, and the converters of those whose values need one."""
+    picked = [table.c[name] for name in columns] if columns else list(table.columns)
+    readers = [(c.name, conv) for c in picked if (conv := d.read_converter(c)) is not None]
+    return tuple(c.name for c in picked), readers
+
+
 def select_in(
     conn: Connection,
     table: Table,
@@ -162,9 +170,7 @@ def select_in(
     fixed: list[Any] = []
     for v in where.values():
         fixed.extend(v if isinstance(v, (list, tuple)) else (v,))
-    picked = [table.c[name] for name in columns] if columns else list(table.columns)
-    names = tuple(c.name for c in picked)
-    readers = [(c.name, conv) for c in picked if (conv := d.read_converter(c)) is not None]
+    names, readers = _read_plan(table, tuple(columns) if columns else None, d)
     out: list[dict[str, Any]] = []
     cur = _cursor(conn)
     try:
@@ -183,56 +189,68 @@ def select_in(
     return out
 
 
+class _WritePlan:
+    """One write statement and how a row dict becomes its parameter tuple (built once per shape)."""
+
+    def __init__(self, sql: str, names: Sequence[str], converters: Sequence[_Converter]) -> None:
+        self.sql = sql
+        self._get: Callable[[dict[str, Any]], tuple[Any, ...]] = (
+            itemgetter(*names) if len(names) > 1 else _one_value(names[0])
+        )
+        self._convert = [(i, conv) for i, conv in enumerate(converters) if conv is not None]
+
+    def params(self, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        get = self._get
+        if not self._convert:
+            return [get(row) for row in rows]
+        out = []
+        for row in rows:
+            values = list(get(row))
+            for i, conv in self._convert:
+                values[i] = conv(values[i])
+            out.append(tuple(values))
+        return out
+
+
+def _one_value(name: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    def get(row: dict[str, Any]) -> tuple[Any, ...]:
+        return (row[name],)
+
+    return get
+
+
 @functools.lru_cache(maxsize=256)
-def _insert_plan(
-    table: Table, names: tuple[str, ...], d: _Dialect
-) -> tuple[str, list[tuple[str, _Converter]]]:
-    columns = [table.c[n] for n in names]
+def _insert_plan(table: Table, keys: tuple[str, ...], d: _Dialect) -> _WritePlan:
+    columns = [c for c in table.columns if c.name in keys]
     cols = ", ".join(d.quote(c.name) for c in columns)
     sql = (
         f"INSERT INTO {d.quote(table.name)} ({cols}) VALUES ({', '.join(d.placeholder(c) for c in columns)})"
     )
-    return sql, [(c.name, d.write_converter(c)) for c in columns]
+    return _WritePlan(sql, [c.name for c in columns], [d.write_converter(c) for c in columns])
 
 
 @functools.lru_cache(maxsize=256)
-def _update_plan(
-    table: Table, names: tuple[str, ...], d: _Dialect
-) -> tuple[str, list[tuple[str, _Converter]]]:
+def _update_plan(table: Table, names: tuple[str, ...], d: _Dialect) -> _WritePlan:
     columns = [table.c[n] for n in names]
     sets = ", ".join(f"{d.quote(c.name)} = {d.placeholder(c)}" for c in columns)
     sql = f"UPDATE {d.quote(table.name)} SET {sets} WHERE id = {d.mark}"
-    return sql, [(c.name, d.write_converter(c)) for c in columns]
+    return _WritePlan(sql, [*names, "id"], [*(d.write_converter(c) for c in columns), None])
 
 
 def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """INSERT many rows (all with the same keys) through the driver's executemany."""
     if not rows:
         return
-    names = tuple(c.name for c in table.columns if c.name in rows[0])
-    sql, pairs = _insert_plan(table, names, _dialect(conn))
-    _executemany(conn, sql, _params(pairs, rows))
+    plan = _insert_plan(table, tuple(rows[0]), _dialect(conn))
+    _executemany(conn, plan.sql, plan.params(rows))
 
 
 def bulk_update(conn: Connection, table: Table, names: Iterable[str], rows: Sequence[dict[str, Any]]) -> None:
     """UPDATE the ``names`` columns of many rows, each found by its ``id``."""
     if not rows:
         return
-    sql, pairs = _update_plan(table, tuple(names), _dialect(conn))
-    _executemany(conn, sql, _params([*pairs, ("id", None)], rows))
-
-
-def _params(pairs: Sequence[tuple[str, _Converter]], rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """The driver's parameter tuples, built column by column (a per-value generator costs more)."""
-    if not any(conv for _, conv in pairs):
-        if len(pairs) == 1:
-            return [(row[pairs[0][0]],) for row in rows]
-        return list(map(itemgetter(*(name for name, _ in pairs)), rows))
-    columns = [
-        list(map(itemgetter(name), rows)) if conv is None else list(map(conv, map(itemgetter(name), rows)))
-        for name, conv in pairs
-    ]
-    return list(zip(*columns, strict=True))
+    plan = _update_plan(table, tuple(names), _dialect(conn))
+    _executemany(conn, plan.sql, plan.params(rows))
 
 
 def next_ids(conn: Connection, table: Table, count: int) -> list[int]:
