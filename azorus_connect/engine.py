@@ -192,8 +192,8 @@ class _Batch:
             self._apply_links(links)
         out = [r for r in self.results if r is not None]
         assert len(out) == len(records)
-        for r in out:
-            r.warnings.extend(warnings.get(r.index, ()))
+        for i, found in warnings.items():
+            out[i].warnings.extend(found)
         changed = [r for r in out if r.action in ("created", "updated")]
         if changed:
             rec_store.log_changes(self.conn, changed, self.source, self.now)
@@ -202,32 +202,39 @@ class _Batch:
 
     def _check_lists(self, items: list[tuple[int, CanonicalRecord]]) -> dict[int, list[str]]:
         """Validate list-typed values against their reference lists (strict: reject; lenient: warn)."""
-        custom_defs = self.hub.config.custom_fields
+        custom_lists = {name: d.list for name, d in self.hub.config.custom_fields.items() if d.list}
         wanted: dict[int, list[tuple[str, str, str]]] = {}
         for i, rec in items:
-            for fname, list_name in type(rec).list_fields.items():
-                if fname in rec.model_fields_set and (value := getattr(rec, fname)) is not None:
-                    wanted.setdefault(i, []).append((fname, list_name, str(value)))
-            for cname, value in rec.custom.items():
-                cdef = custom_defs.get(cname)
-                if cdef is not None and cdef.list and value is not None:
-                    wanted.setdefault(i, []).append((f"custom:{cname}", cdef.list, str(value)))
+            fields_set = rec.model_fields_set
+            checks = [
+                (fname, list_name, str(value))
+                for fname, list_name in rec.list_fields.items()
+                if fname in fields_set and (value := getattr(rec, fname)) is not None
+            ]
+            if custom_lists and rec.custom:
+                checks.extend(
+                    (f"custom:{cname}", custom_lists[cname], str(value))
+                    for cname, value in rec.custom.items()
+                    if cname in custom_lists and value is not None
+                )
+            if checks:
+                wanted[i] = checks
         if not wanted:
             return {}
-        known = rec_store.known_codes(self.conn, {(ln, code) for v in wanted.values() for _, ln, code in v})
+        pairs = {(ln, code) for checks in wanted.values() for _, ln, code in checks}
+        unknown = pairs - rec_store.known_codes(self.conn, pairs)
+        if not unknown:
+            return {}
         warnings: dict[int, list[str]] = {}
-        kinds = {i: rec.kind for i, rec in items}
+        records = dict(items)
         for i, checks in wanted.items():
             bad = [
-                f"{f}: code {code!r} is not in list {ln!r}"
-                for f, ln, code in checks
-                if (ln, code) not in known
+                f"{f}: code {code!r} is not in list {ln!r}" for f, ln, code in checks if (ln, code) in unknown
             ]
             if not bad:
                 continue
             if self.opts.unknown_codes == "strict":
-                kind = kinds[i]
-                self._reject(i, kind, InvalidRecord("; ".join(bad)))
+                self._reject(i, records[i].kind, InvalidRecord("; ".join(bad)))
             else:
                 warnings[i] = [b + " (stored as is)" for b in bad]
         return warnings
@@ -273,6 +280,7 @@ class _Batch:
         pids = {pid for _, _, pid, _ in resolved if pid > 0}
         state = rec_store.PeopleState.load(self.conn, pids, known)
         created: set[int] = set()
+        provisional: list[RecordResult] = []
         for i, rec, pid, new in resolved:
             if new and pid not in state.rows:
                 state.add_new(pid)
@@ -282,7 +290,7 @@ class _Batch:
                 created.add(pid)
             else:
                 action = "updated" if changes else "unchanged"
-            self.results[i] = RecordResult(
+            result = self.results[i] = RecordResult(
                 i,
                 rec.kind,
                 action,
@@ -291,11 +299,13 @@ class _Batch:
                 external=dict(rec.identifiers),
                 changes=changes,
             )
+            if pid < 0:
+                provisional.append(result)
         mapping = state.write(self.conn, self.now)
         self.index.rebind(mapping)
-        for r in self.results:
-            if r is not None and r.kind == EntityKind.PERSON and r.hub_id is not None and r.hub_id < 0:
-                r.hub_id = r.person_id = mapping[r.hub_id]
+        for result in provisional:
+            assert result.hub_id is not None
+            result.hub_id = result.person_id = mapping[result.hub_id]
 
     # -- enquiries and applications ------------------------------------------------------------
 
