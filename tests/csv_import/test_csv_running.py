@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from pathlib import Path
 
 import pytest
@@ -355,3 +356,12 @@ def test_a_nul_character_deep_in_the_file_is_a_row_error(csv_hub, tmp_path):
     progress, outcomes, _ = run(csv_hub, path, profile(), batch_size=1000)
     assert outcomes[-2].status == "invalid" and "NUL" in outcomes[-2].reasons[0]
     assert (progress.status, progress.created, progress.invalid) == ("finished", 8000, 1)
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_run_leaves_no_object_frozen_out_of_garbage_collection(csv_hub, tmp_path, dry_run):
+    path = write_csv(tmp_path / "a.csv", ["MST", "Forename"], [["0000000001", "Ann"], ["", "Nobody"]])
+    before = gc.get_freeze_count()
+    progress, _, _ = run(csv_hub, path, profile({"MST": "id:mst", "Forename": "first_name"}), dry_run=dry_run)
+    assert (progress.created, progress.invalid) == (1, 1)
+    assert gc.get_freeze_count() == before
