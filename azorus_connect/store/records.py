@@ -215,6 +215,8 @@ class PeopleState:
         self.dirty: dict[int, set[str]] = defaultdict(set)
         self.id_deletes: list[tuple[int, str, str]] = []
         self.id_inserts: list[tuple[int, str, str]] = []
+        #: New people no record has been applied to yet: every value set is a change, no diff needed.
+        self.blank: set[int] = set()
 
     @classmethod
     def load(
@@ -239,9 +241,13 @@ class PeopleState:
     def add_new(self, pid: int) -> None:
         self.rows[pid] = {"id": pid, "custom": {}, **dict.fromkeys(PERSON_FIELDS)}
         self.ids[pid] = {}
+        self.blank.add(pid)
 
     def apply(self, pid: int, rec: Person) -> dict[str, tuple[Any, Any]]:
         """Apply the fields ``rec`` carries to person ``pid``; return what changed."""
+        if pid in self.blank:
+            self.blank.discard(pid)
+            return self._fill(pid, rec)
         row = self.rows[pid]
         changes: dict[str, tuple[Any, Any]] = {}
         dirty: list[str] = []
@@ -273,6 +279,22 @@ class PeopleState:
                     self.id_deletes.append((pid, scheme, old))
                 self.id_inserts.append((pid, scheme, value))
                 ids[scheme] = value
+        return changes
+
+    def _fill(self, pid: int, rec: Person) -> dict[str, tuple[Any, Any]]:
+        """``apply`` on a blank new person: every value that is not None is new."""
+        row = self.rows[pid]
+        values = rec.set_fields()
+        row.update(values)
+        changes = {fname: (None, value) for fname, value in values.items() if value is not None}
+        custom = {cname: value for cname, value in rec.custom.items() if value is not None}
+        if custom:
+            row["custom"] = custom
+            changes.update((f"custom:{cname}", (None, value)) for cname, value in custom.items())
+        self.ids[pid] = dict(rec.identifiers)
+        for scheme, value in rec.identifiers.items():
+            changes[f"id:{scheme}"] = (None, value)
+            self.id_inserts.append((pid, scheme, value))
         return changes
 
     def write(self, conn: Connection, now: dt.datetime) -> dict[int, int]:
