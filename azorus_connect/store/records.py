@@ -7,6 +7,7 @@ statements for a whole batch, never one round trip per field.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -373,6 +374,7 @@ def _jsonable(value: Any) -> Any:
 _LINK_TABLES: dict[EntityKind, Table] = {EntityKind.ENQUIRY: enquiry, EntityKind.APPLICATION: application}
 
 
+@functools.cache  # the schema is fixed: worked out once per kind
 def link_fields(kind: EntityKind) -> tuple[str, ...]:
     table = _LINK_TABLES[kind]
     return tuple(
