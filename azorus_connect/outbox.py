@@ -8,6 +8,7 @@ dies); on SQLite it holds a lease row that it renews while it works and that exp
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import socket
 import threading
@@ -21,7 +22,6 @@ from sqlalchemy import (
     Connection,
     Engine,
     and_,
-    bindparam,
     create_engine,
     func,
     insert,
@@ -51,16 +51,13 @@ PENDING, SENT, PARKED, SKIPPED = "pending", "sent", "parked", "skipped"
 _ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
 
 #: Built once: it runs for every message sent, and building it costs more than running it.
-_MARK_SENT = (
-    update(outbox)
-    .where(outbox.c.id == bindparam("message_id"))
-    .values(
-        status=SENT,
-        sent_at=bindparam("sent_at"),
-        attempts=outbox.c.attempts + 1,
-        last_error=None,
-        external_ids=bindparam("external_ids", type_=outbox.c.external_ids.type),
-    )
+_MARK_SENT_SQLITE = (
+    "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1, last_error = NULL,"
+    " external_ids = ? WHERE id = ?"
+)
+_MARK_SENT_PG = (
+    "UPDATE outbox SET status = 'sent', sent_at = %s, attempts = attempts + 1, last_error = NULL,"
+    " external_ids = CAST(%s AS json) WHERE id = %s"
 )
 
 
@@ -253,9 +250,12 @@ class Outbox:
     def mark_sent(
         self, conn: Connection, message_id: int, external_ids: dict[str, str] | None, now: dt.datetime
     ) -> None:
-        conn.execute(
-            _MARK_SENT, {"message_id": message_id, "sent_at": now, "external_ids": external_ids or None}
-        )
+        # Once per message on the send path: driver-level SQL, as the engine's hot path does.
+        ids = json.dumps(external_ids) if external_ids else None
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(_MARK_SENT_SQLITE, (now.strftime("%Y-%m-%d %H:%M:%S.%f"), ids, message_id))
+        else:
+            conn.exec_driver_sql(_MARK_SENT_PG, (now, ids, message_id))
 
     def mark_retry(
         self, conn: Connection, message_id: int, reason: str, delay: float, now: dt.datetime

@@ -90,16 +90,23 @@ def _sqlite_engine(url: str, **kw: Any) -> Engine:
     # latency under concurrent posts); other processes still meet the file lock and busy_timeout.
     write_lock = threading.Lock()
 
+    def _raw(conn: Connection, sql: str) -> None:
+        # BEGIN and COMMIT run for every transaction: straight on the driver connection.
+        try:
+            conn.connection.driver_connection.execute(sql)  # type: ignore[union-attr]
+        except sqlite3.Error as exc:
+            raise OperationalError(sql, None, exc) from exc
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         if conn.get_execution_options().get("azorus_read"):
-            conn.exec_driver_sql("BEGIN DEFERRED")
+            _raw(conn, "BEGIN DEFERRED")
             return
         if not write_lock.acquire(timeout=30):
             raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked"))
         conn.info["azorus_write_lock"] = True
         try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            _raw(conn, "BEGIN IMMEDIATE")
         except BaseException:
             conn.info.pop("azorus_write_lock", None)
             write_lock.release()
@@ -111,7 +118,7 @@ def _sqlite_engine(url: str, **kw: Any) -> Engine:
 
     @event.listens_for(engine, "commit")
     def _on_commit(conn: Connection) -> None:
-        conn.exec_driver_sql("COMMIT")  # commit now, then let the next writer in
+        _raw(conn, "COMMIT")  # commit now, then let the next writer in
         _release(conn.info)
 
     @event.listens_for(engine, "rollback")
