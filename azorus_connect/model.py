@@ -37,6 +37,10 @@ class EntityKind(StrEnum):
     REFERENCE = "reference"
 
 
+#: Fields of a record that are not standard values: identity, links and custom fields.
+_NOT_STANDARD = frozenset({"custom", "identifiers", "person", "key", "list_name", "code", "hub_id"})
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -50,8 +54,8 @@ class _Record(BaseModel):
 
     def set_fields(self) -> dict[str, Any]:
         """The standard fields this record actually carries (not identifiers, links or custom)."""
-        skip = {"custom", "identifiers", "person", "key", "list_name", "code", "hub_id"}
-        return {k: getattr(self, k) for k in self.model_fields_set if k not in skip}
+        values = self.__dict__
+        return {k: values[k] for k in self.model_fields_set if k not in _NOT_STANDARD}
 
 
 def _clean_identifiers(value: dict[str, Any]) -> dict[str, str]:

@@ -198,5 +198,6 @@ class Store:
     def dispose(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.stop()
+            self._checkpointer.join(timeout=10)  # its connection is closed before the files go
             self._checkpointer = None
         self.engine.dispose()
