@@ -14,7 +14,7 @@ import socket
 import threading
 import uuid
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 __all__ = ["Outbox", "OutcomeWriter", "worker_identity"]
 
 PENDING, SENT, PARKED, SKIPPED = "pending", "sent", "parked", "skipped"
+
+#: Renews a drain's hold on its connection; answers False when the hold was lost.
+Renew = Callable[[], bool]
 
 _ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
 
@@ -321,9 +324,7 @@ class Outbox:
     # -- who drains a connection ------------------------------------------------------------------
 
     @contextmanager
-    def drain_lock(
-        self, connection: str, owner: str, lease_seconds: float
-    ) -> Iterator[Callable_renew | None]:
+    def drain_lock(self, connection: str, owner: str, lease_seconds: float) -> Iterator[Renew | None]:
         """Hold the right to send ``connection``'s messages; yields a renew function, or None if busy."""
         if self.hub.store.is_sqlite:
             with self._lease(connection, owner, lease_seconds) as renew:
@@ -353,7 +354,7 @@ class Outbox:
                     conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
 
     @contextmanager
-    def _lease(self, connection: str, owner: str, lease_seconds: float) -> Iterator[Callable_renew | None]:
+    def _lease(self, connection: str, owner: str, lease_seconds: float) -> Iterator[Renew | None]:
         def claim() -> bool:
             now = utcnow()
             with self.hub.store.write() as conn:
@@ -397,6 +398,3 @@ class Outbox:
                     )
                     .values(lease_owner=None, lease_expires_at=None)
                 )
-
-
-Callable_renew = Any  # a zero-argument function renewing the hold; returns False if it was lost

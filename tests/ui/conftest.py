@@ -19,7 +19,7 @@ from azorus_connect.testing.servers import RecordingReceiver, recording_receiver
 from azorus_connect.web.app import create_app
 from tests.core import echo_plugin
 
-from .browser import ConsoleLog, launch, sync_playwright
+from .browser import ConsoleLog
 
 ADMIN = ("ada", "admin-password-1")
 VIEWER = ("vic", "viewer-password-1")
@@ -140,15 +140,6 @@ def seed(client: TestClient, secret: str) -> dict[str, Any]:
 
 
 # -- browser --------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """One chromium per module (Playwright's sync API allows one driver at a time in a process)."""
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
