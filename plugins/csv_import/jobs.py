@@ -164,7 +164,9 @@ class _PreviewWriter:
                 for line in fh:
                     status = json.loads(line)["status"]
                     self.kept[status] = self.kept.get(status, 0) + 1
-        self.fh = path.open("a" if append else "w", encoding="utf-8")
+        # Line-buffered: a page that sees the run finished also sees every kept row, even before
+        # the worker thread gets to close the file.
+        self.fh = path.open("a" if append else "w", encoding="utf-8", buffering=1)
 
     def __call__(self, outcome: RowOutcome) -> None:
         if self.kept.get(outcome.status, 0) >= PREVIEW_PER_STATUS:
