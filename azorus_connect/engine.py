@@ -9,7 +9,7 @@ came from (loop prevention).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -22,6 +22,7 @@ from .model import Application, CanonicalRecord, Enquiry, EntityKind, Person, Re
 from .resolve import IdentityIndex
 from .store import records as rec_store
 from .store.db import utcnow
+from .store.sql import savepoint
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -95,31 +96,43 @@ class Engine:
         ``before_commit`` runs inside the transaction (the request log uses it).
         """
         opts = options or ApplyOptions()
-        for attempt in range(self.RETRIES):
-            try:
-                with self.hub.store.engine.connect() as conn:
-                    trans = conn.begin()
-                    try:
-                        batch = _Batch(self.hub, conn, source, opts)
-                        results = batch.run(records)
-                        if before_commit is not None:
-                            before_commit(conn, results)
-                        if opts.dry_run:
-                            trans.rollback()
-                            return results
-                        trans.commit()
-                    except BaseException:
-                        if trans.is_active:
-                            trans.rollback()
-                        raise
+        for attempt in self._attempts():
+            with attempt, self.hub.store.engine.connect() as conn:
+                trans = conn.begin()
+                try:
+                    results = self._run(conn, records, source, opts, before_commit)
+                    if opts.dry_run:
+                        trans.rollback()
+                        return results
+                    trans.commit()
+                except BaseException:
+                    if trans.is_active:
+                        trans.rollback()
+                    raise
                 break
-            except IntegrityError as exc:
-                if attempt == self.RETRIES - 1:
-                    raise IdentityConflict(
-                        "a concurrent change claimed the same identifiers", detail=str(exc.orig)
-                    ) from exc
-                log.debug("batch retried after a concurrent insert: %s", exc.orig)
-        self._emit(results, source)
+        self.emit(results, source)
+        return results
+
+    def apply_nested(
+        self,
+        conn: Connection,
+        records: Sequence[CanonicalRecord],
+        source: Source,
+        options: ApplyOptions | None = None,
+        *,
+        before_release: Callable[[Connection, list[RecordResult]], None] | None = None,
+    ) -> list[RecordResult]:
+        """Apply ``records`` in a savepoint of the caller's open transaction on ``conn``.
+
+        Several callers' batches can so share one commit (group commit): a batch that fails is
+        rolled back to its savepoint and raises, leaving no trace, and the transaction goes on.
+        The caller commits, then passes each batch's results to :meth:`emit`.
+        """
+        opts = options or ApplyOptions()
+        for attempt in self._attempts():
+            with attempt, savepoint(conn):
+                results = self._run(conn, records, source, opts, before_release)
+                break
         return results
 
     def apply_in(
@@ -136,7 +149,27 @@ class Engine:
         """
         return _Batch(self.hub, conn, source, options or ApplyOptions()).run(records)
 
-    def _emit(self, results: list[RecordResult], source: Source) -> None:
+    def _run(
+        self,
+        conn: Connection,
+        records: Sequence[CanonicalRecord],
+        source: Source,
+        opts: ApplyOptions,
+        before_end: Callable[[Connection, list[RecordResult]], None] | None,
+    ) -> list[RecordResult]:
+        results = _Batch(self.hub, conn, source, opts).run(records)
+        if before_end is not None:
+            before_end(conn, results)
+        return results
+
+    def _attempts(self) -> Iterator[_Attempt]:
+        """Tries of one batch: an IntegrityError (a concurrent writer claimed the same identifier
+        first) is swallowed and the batch tried again, up to :attr:`RETRIES` times."""
+        for number in range(1, self.RETRIES + 1):
+            yield _Attempt(last=number == self.RETRIES)
+
+    def emit(self, results: list[RecordResult], source: Source) -> None:
+        """Tell ``azorus_record_changed`` listeners about the committed changes among ``results``."""
         hook = self.hub.plugins.hook.azorus_record_changed
         if not hook.get_hookimpls():
             return
@@ -156,6 +189,27 @@ class Engine:
                     hook(event=event)
                 except Exception:  # a plugin's listener must not undo a committed change
                     log.exception("azorus_record_changed listener failed")
+
+
+class _Attempt:
+    """One try of a batch (see :meth:`Engine._attempts`): a context that swallows a retryable
+    IntegrityError, except on the last try, where it becomes an :class:`IdentityConflict`."""
+
+    def __init__(self, *, last: bool) -> None:
+        self.last = last
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _tb: object) -> bool:
+        if not isinstance(exc, IntegrityError):
+            return False
+        if self.last:
+            raise IdentityConflict(
+                "a concurrent change claimed the same identifiers", detail=str(exc.orig)
+            ) from exc
+        log.debug("batch retried after a concurrent insert: %s", exc.orig)
+        return True
 
 
 class _Batch:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert, select, update
 
@@ -22,6 +23,9 @@ from .plugins import PluginHost
 from .store.db import Store, utcnow
 from .store.schema import connection_state, custom_field, reference_list, reference_value
 from .transform.mapping import Mapper
+
+if TYPE_CHECKING:
+    from .receive import InboundWriter
 
 __all__ = ["Hub", "SyncResult"]
 
@@ -50,6 +54,8 @@ class Hub:
         self.engine = Engine(self)
         self.outbox = Outbox(self)
         self._mappers: dict[str, Mapper] = {}
+        self._inbound: InboundWriter | None = None
+        self._inbound_lock = threading.Lock()
 
     @classmethod
     def open(
@@ -70,7 +76,21 @@ class Hub:
             hub.sync_config_to_db()
         return hub
 
+    @property
+    def inbound(self) -> InboundWriter:
+        """The thread that commits inbound requests (started on first use, stopped by :meth:`close`)."""
+        with self._inbound_lock:
+            if self._inbound is None:
+                from .receive import InboundWriter
+
+                self._inbound = InboundWriter(self)
+            return self._inbound
+
     def close(self) -> None:
+        with self._inbound_lock:
+            writer, self._inbound = self._inbound, None
+        if writer is not None:
+            writer.close()
         self.store.dispose()
 
     # -- configuration mirrored into the database -----------------------------------------------

@@ -7,12 +7,16 @@ is written alone, so nothing but the log entry is stored.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
+import queue
+import secrets
+import threading
 import time
-import uuid
 from collections.abc import Iterable
-from dataclasses import asdict
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
@@ -20,7 +24,13 @@ from sqlalchemy.exc import OperationalError
 
 from .connector import Affected, InboundRequest, InboundResult
 from .engine import RecordResult, Source
-from .exceptions import AzorusError, EntityNotMapped, ExternalUnavailable, UnknownConnection
+from .exceptions import (
+    AzorusError,
+    EntityNotMapped,
+    ExternalUnavailable,
+    PayloadTooLarge,
+    UnknownConnection,
+)
 from .model import Application, CanonicalRecord, Enquiry, Person
 from .redaction import redact_headers
 from .store.db import utcnow
@@ -31,7 +41,7 @@ if TYPE_CHECKING:
     from .config import Connection as HubConnection
     from .hub import Hub
 
-__all__ = ["LOGGED_BODY_LIMIT", "handle_inbound", "new_request_id"]
+__all__ = ["LOGGED_BODY_LIMIT", "InboundWriter", "handle_inbound", "new_request_id"]
 
 log = logging.getLogger(__name__)
 
@@ -40,78 +50,151 @@ LOGGED_BODY_LIMIT = 2_000_000
 
 
 def new_request_id() -> str:
-    return "r-" + uuid.uuid4().hex[:20]
+    """``r-`` and 20 hex digits: the millisecond it was made, then 32 random bits.
+
+    Ids so sort by arrival, which keeps the request log's key indexes appending at their end
+    instead of writing all over them (a random id made logging a request cost several times more).
+    """
+    return f"r-{time.time_ns() // 1_000_000:012x}{secrets.randbits(32):08x}"
+
+
+Answer = tuple[int, bytes, str, InboundResult]
+
+
+@dataclass
+class _Inbound:
+    """One request on its way through a group commit."""
+
+    request: InboundRequest
+    started: float
+    too_large: bool = False
+    request_id: str = field(default_factory=new_request_id)
+    connection: HubConnection | None = None
+    records: list[CanonicalRecord] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    results: list[RecordResult] = field(default_factory=list)
+    error: AzorusError | None = None
+    answer: Answer | None = None
+
+    @property
+    def source(self) -> Source:
+        assert self.connection is not None
+        return Source(connection=self.connection.name, request_id=self.request_id)
 
 
 def handle_inbound(
     hub: Hub, request: InboundRequest, *, too_large: bool = False, started: float | None = None
-) -> tuple[int, bytes, str, InboundResult]:
+) -> Answer:
     """Process one inbound request; returns (status, body, media type, result). Never raises."""
-    started = started if started is not None else time.perf_counter()
-    request_id = new_request_id()
-    connection: HubConnection | None = hub.config.connections.get(request.connection)
-    records: list[CanonicalRecord] = []
+    item = _Inbound(request, started if started is not None else time.perf_counter(), too_large)
+    handle_group(hub, [item])
+    assert item.answer is not None
+    return item.answer
+
+
+def handle_group(hub: Hub, items: list[_Inbound]) -> None:
+    """Process several requests with one commit; each gets its own answer (``item.answer``).
+
+    Each request's changes and its log row go in a savepoint of the shared transaction: a request
+    that fails is rolled back alone and logged with its error.  Nobody is answered before the
+    commit, so an answer always describes what is stored.  If the commit itself fails, every
+    request of the group is answered 503 (nothing of theirs was stored) and logged alone.
+    """
+    for item in items:
+        _prepare(hub, item)
+    try:
+        with hub.store.write() as conn:
+            for item in items:
+                _apply(hub, conn, item)
+    except Exception as exc:
+        error = _database_error(exc)
+        for item in items:
+            item.error, item.results = error, []
+            _log_alone(hub, item)
+    for item in items:
+        if item.error is None and item.connection is not None:
+            hub.engine.emit(item.results, item.source)
+        if item.connection is not None and item.answer is not None:
+            _completed(hub, item.connection, item.answer[3])
+
+
+def _prepare(hub: Hub, item: _Inbound) -> None:
+    """Outside any transaction: the plugin reads the request and the records are mapped."""
+    request = item.request
+    connection = item.connection = hub.config.connections.get(request.connection)
     try:
         if connection is None or not connection.enabled:
             raise UnknownConnection(f"no connection named {request.connection!r}")
-        if too_large:
-            from .exceptions import PayloadTooLarge
-
+        if item.too_large:
             raise PayloadTooLarge(f"the body is larger than {connection.max_body_bytes} bytes")
         received = hub.plugins.hook.azorus_receive(connection=connection, request=request)
         if received is None:
             raise EntityNotMapped(
                 f"connection {connection.name!r} ({connection.type}) does not receive requests"
             )
-        records = hub.to_canonical(connection, received.records)
-        holder: dict[str, Any] = {}
-
-        def log_in_same_transaction(conn: Connection, results: list[RecordResult]) -> None:
-            result = _result(request_id, results, received.warnings)
-            status, body, media = _render(hub, connection, request, result)
-            holder.update(result=result, status=status, body=body, media=media)
-            _write_log(
-                hub,
-                conn,
-                request,
-                request_id,
-                connection,
-                result,
-                body,
-                media,
-                started,
-                _keys(records, results),
-            )
-
-        hub.engine.apply(
-            records,
-            Source(connection=connection.name, request_id=request_id),
-            hub.apply_options(connection),
-            before_commit=log_in_same_transaction,
-        )
-        result = holder["result"]
-        _completed(hub, connection, result)
-        return holder["status"], holder["body"], holder["media"], result
-    except AzorusError as exc:
-        error = exc
-    except OperationalError as exc:  # database locked or unreachable: SITS should try again later
-        log.warning("inbound %s: database unavailable: %s", request.connection, exc)
-        error = ExternalUnavailable("the hub's database is temporarily unavailable; try again")
+        item.warnings = list(received.warnings)
+        item.records = hub.to_canonical(connection, received.records)
     except Exception as exc:
-        log.exception("inbound %s: unexpected error", request.connection)
-        error = AzorusError(f"internal error ({type(exc).__name__})")
-    result = InboundResult(request_id, error.http_status, "rejected", error=error.message)
-    status, body, media = _render(hub, connection, request, result)
+        item.error = _as_error(exc, request.connection)
+
+
+def _apply(hub: Hub, conn: Connection, item: _Inbound) -> None:
+    """Inside the group's transaction: the request's changes and log row, or its error's log row."""
+    if item.error is None:
+        connection = item.connection
+        assert connection is not None
+
+        def log_in_same_savepoint(conn: Connection, results: list[RecordResult]) -> None:
+            result = _result(item.request_id, results, item.warnings)
+            item.answer = (*_render(hub, connection, item.request, result), result)
+            _log(hub, conn, item, _keys(item.records, results))
+
+        try:
+            item.results = hub.engine.apply_nested(
+                conn,
+                item.records,
+                item.source,
+                hub.apply_options(connection),
+                before_release=log_in_same_savepoint,
+            )
+            return
+        except Exception as exc:
+            item.error = _as_error(exc, item.request.connection)
+    _reject(hub, item)
+    _log(hub, conn, item, _keys(item.records, []))
+
+
+def _as_error(exc: Exception, connection: str) -> AzorusError:
+    if isinstance(exc, AzorusError):
+        return exc
+    if isinstance(exc, OperationalError):
+        return _database_error(exc)
+    log.error("inbound %s: unexpected error", connection, exc_info=exc)
+    return AzorusError(f"internal error ({type(exc).__name__})")
+
+
+def _database_error(exc: Exception) -> AzorusError:
+    """Database locked or unreachable: SITS should try again later."""
+    if isinstance(exc, AzorusError):
+        return exc
+    log.warning("inbound: database unavailable: %s", exc)
+    return ExternalUnavailable("the hub's database is temporarily unavailable; try again")
+
+
+def _reject(hub: Hub, item: _Inbound) -> None:
+    assert item.error is not None
+    result = InboundResult(item.request_id, item.error.http_status, "rejected", error=item.error.message)
+    item.answer = (*_render(hub, item.connection, item.request, result), result)
+
+
+def _log_alone(hub: Hub, item: _Inbound) -> None:
+    """The log row of a request whose group could not be committed, in its own transaction."""
+    _reject(hub, item)
     try:
         with hub.store.write() as conn:
-            _write_log(
-                hub, conn, request, request_id, connection, result, body, media, started, _keys(records, [])
-            )
+            _log(hub, conn, item, _keys(item.records, []))
     except Exception:
-        log.exception("could not write the request log for %s", request_id)
-    if connection is not None:
-        _completed(hub, connection, result)
-    return status, body, media, result
+        log.exception("could not write the request log for %s", item.request_id)
 
 
 def _result(request_id: str, results: list[RecordResult], warnings: list[str]) -> InboundResult:
@@ -178,18 +261,11 @@ def _keys(records: Iterable[CanonicalRecord], results: list[RecordResult]) -> se
     return {(s[:40], v[:200]) for s, v in keys}
 
 
-def _write_log(
-    hub: Hub,
-    conn: Connection,
-    request: InboundRequest,
-    request_id: str,
-    connection: HubConnection | None,
-    result: InboundResult,
-    body: bytes,
-    media: str,
-    started: float,
-    keys: set[tuple[str, str]],
-) -> None:
+def _log(hub: Hub, conn: Connection, item: _Inbound, keys: set[tuple[str, str]]) -> None:
+    """The request's log row: headers redacted, body, our answer, and the identifiers it named."""
+    assert item.answer is not None
+    request, request_id, connection = item.request, item.request_id, item.connection
+    _status, body, media, result = item.answer
     ctype = hub.plugins.connector_types().get(connection.type) if connection is not None else None
     extra = ctype.secret_headers if ctype is not None else ()
     bulk_insert(
@@ -212,7 +288,7 @@ def _write_log(
                 "response_body": body.decode("utf-8", "replace"),
                 "response_type": media,
                 "error": result.error,
-                "duration_ms": (time.perf_counter() - started) * 1000,
+                "duration_ms": (time.perf_counter() - item.started) * 1000,
             }
         ],
     )
@@ -227,3 +303,83 @@ def _completed(hub: Hub, connection: HubConnection, result: InboundResult) -> No
             hook(connection=connection, result=result)
         except Exception:
             log.exception("azorus_request_completed listener failed")
+
+
+class InboundWriter:
+    """Runs inbound requests on one thread, committing the ones that queue up together.
+
+    Writes to the store are one at a time anyway (SQLite has a single writer), so requests that
+    arrive while a transaction is open wait for the next one and share it: one commit for the
+    group instead of one each, and no threads contending for the write lock.  A lone request is
+    committed at once.  Each request still succeeds or fails alone (see :func:`handle_group`).
+    """
+
+    #: At most this many requests, and about this many body bytes, share one transaction.
+    MAX_GROUP = 32
+    MAX_GROUP_BYTES = 8_000_000
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self._queue: queue.SimpleQueue[tuple[_Inbound, Future[Answer]] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        #: How many transactions committed how many requests: {requests in the group: groups}.
+        self.group_sizes: collections.Counter[int] = collections.Counter()
+
+    def submit(
+        self, request: InboundRequest, *, too_large: bool = False, started: float | None = None
+    ) -> Future[Answer]:
+        """Queue ``request``; the future gives (status, body, media type, result) once committed."""
+        future: Future[Answer] = Future()
+        item = _Inbound(request, started if started is not None else time.perf_counter(), too_large)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the inbound writer is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="azorus-inbound", daemon=True)
+                self._thread.start()
+            self._queue.put((item, future))
+        return future
+
+    def close(self) -> None:
+        """Finish what is queued, then stop the thread."""
+        with self._lock:
+            self._closed = True
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            group, size = [first], len(first[0].request.body)
+            while len(group) < self.MAX_GROUP and size < self.MAX_GROUP_BYTES:
+                try:
+                    queued = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if queued is None:
+                    stopping = True
+                    break
+                group.append(queued)
+                size += len(queued[0].request.body)
+            self._handle(group)
+            self.group_sizes[len(group)] += 1
+
+    def _handle(self, group: list[tuple[_Inbound, Future[Answer]]]) -> None:
+        items = [item for item, _ in group]
+        try:
+            handle_group(self.hub, items)
+        except BaseException as exc:  # handle_group answers every request; this is a last resort
+            log.exception("inbound group failed")
+            for _, future in group:
+                future.set_exception(exc)
+            return
+        for item, future in group:
+            assert item.answer is not None
+            future.set_result(item.answer)

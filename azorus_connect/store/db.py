@@ -81,6 +81,9 @@ def _sqlite_engine(url: str, **kw: Any) -> Engine:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
+        # Savepoint and statement journals in memory: a request's savepoint (group commit) would
+        # otherwise copy every page it first touches to a temporary file (a 3x dearer insert).
+        cur.execute("PRAGMA temp_store=MEMORY")
         # Checkpoints run on a background thread (see _Checkpointer), not inside a request's commit.
         cur.execute("PRAGMA wal_autocheckpoint=0")
         cur.close()

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Connection, Date, DateTime, Table
 from sqlalchemy.exc import DBAPIError
 
-__all__ = ["bulk_insert", "bulk_update", "next_ids", "select_in"]
+__all__ = ["bulk_insert", "bulk_update", "next_ids", "savepoint", "select_in"]
 
 _Converter = Callable[[Any], Any] | None
 
@@ -120,6 +120,24 @@ def _driver_errors(conn: Connection, sql: str) -> Iterator[None]:
 
 def _cursor(conn: Connection) -> Any:
     return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
+@contextlib.contextmanager
+def savepoint(conn: Connection, name: str = "azorus_batch") -> Iterator[None]:
+    """A savepoint in the open transaction on ``conn``: released when the block ends, rolled back
+    to (undoing only the block's writes) when it raises."""
+    cursor = _cursor(conn)
+    with _driver_errors(conn, "SAVEPOINT"):
+        cursor.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        with _driver_errors(conn, "ROLLBACK TO SAVEPOINT"):
+            cursor.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            cursor.execute(f"RELEASE SAVEPOINT {name}")
+        raise
+    with _driver_errors(conn, "RELEASE SAVEPOINT"):
+        cursor.execute(f"RELEASE SAVEPOINT {name}")
 
 
 @functools.lru_cache(maxsize=512)

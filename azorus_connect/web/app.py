@@ -3,17 +3,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from sqlalchemy import text
 
 from .. import __version__
 from ..connector import InboundRequest
-from ..receive import handle_inbound
 from .metrics import Metrics
 
 if TYPE_CHECKING:
@@ -67,9 +66,8 @@ def create_app(hub: Hub) -> FastAPI:
             content_type=request.headers.get("content-type", ""),
             client_ip=request.client.host if request.client else None,
         )
-        status, payload, media, result = await run_in_threadpool(
-            handle_inbound, hub, inbound_request, too_large=too_large, started=started
-        )
+        answer = hub.inbound.submit(inbound_request, too_large=too_large, started=started)
+        status, payload, media, result = await asyncio.wrap_future(answer)
         metrics.inbound.labels(connection if conn is not None else "-", str(status)).inc()
         metrics.inbound_seconds.labels(connection if conn is not None else "-").observe(
             time.perf_counter() - started

@@ -1,4 +1,4 @@
-"""Prometheus metrics at ``/metrics``: inbound requests, outbox outcomes and queue depth."""
+"""Prometheus metrics at ``/metrics``: inbound requests and commits, outbox outcomes and queue depth."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
@@ -35,6 +35,26 @@ class _QueueDepth(Collector):
         yield gauge
 
 
+class _InboundGroups(Collector):
+    """Inbound transactions and the requests they committed (requests per commit = their ratio)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        sizes = dict(self.hub.inbound.group_sizes)
+        yield CounterMetricFamily(
+            "azorus_inbound_transactions",
+            "Transactions that committed inbound requests (several queued requests share one)",
+            value=sum(sizes.values()),
+        )
+        yield CounterMetricFamily(
+            "azorus_inbound_committed_requests",
+            "Inbound requests handled by those transactions",
+            value=sum(size * count for size, count in sizes.items()),
+        )
+
+
 class Metrics:
     """One registry per app, so several apps (tests) never collide."""
 
@@ -53,6 +73,7 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_QueueDepth(hub))
+        self.registry.register(_InboundGroups(hub))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 
 from pydantic import BaseModel
@@ -22,6 +23,11 @@ from azorus_connect.exceptions import MalformedPayload, NotAuthenticated
 from azorus_connect.http import new_session, outcome_for_exception, outcome_for_response
 from azorus_connect.model import EntityKind
 from azorus_connect.redaction import Secret
+
+#: A request whose JSON says ``"hold": true`` sets HELD, then waits in ``azorus_receive`` until
+#: RELEASE is set: tests use it to make requests queue up behind it.
+HELD = threading.Event()
+RELEASE = threading.Event()
 
 #: What ``azorus_pull`` returns, page by page, keyed by connection name (tests fill it).
 PULL_PAGES: dict[str, list[PullResult]] = {}
@@ -88,6 +94,9 @@ def azorus_receive(connection, request: InboundRequest) -> Received | None:
         items = data["records"]
     except (ValueError, KeyError, TypeError):
         raise MalformedPayload("expected JSON with a 'records' list") from None
+    if data.get("hold"):
+        HELD.set()
+        RELEASE.wait(timeout=30)
     return Received([SourceRecord(i["entity"], i["fields"], line=n) for n, i in enumerate(items, 1)])
 
 

@@ -4,8 +4,10 @@ import json
 
 from sqlalchemy import func, select
 
-from azorus_connect.store.schema import person, request_key, request_log
+from azorus_connect.connector import InboundRequest
+from azorus_connect.store.schema import identifier, person, request_key, request_log
 
+from . import echo_plugin
 from .conftest import echo_config
 
 
@@ -124,3 +126,60 @@ def test_healthz_and_metrics(echo_hub, hub_client):
     assert 'azorus_inbound_requests_total{connection="left",status="201"} 1.0' in text
     assert 'azorus_outbox_messages{connection="right",status="pending"} 1.0' in text
     assert client.get("/docs").status_code == 200
+
+
+def test_queued_requests_share_a_commit_and_fail_alone(echo_hub, hub_client):
+    """Requests queued behind a busy writer are committed together, each succeeding or failing alone."""
+    hub = echo_hub()
+    client = hub_client(hub)
+    assert post(client, records=[{"entity": "person", "fields": {"MST": "5", "EMAIL": "a@x.org"}}]).is_success
+
+    def submit(records, **extra):
+        body = json.dumps({"records": records, **extra}).encode()
+        request = InboundRequest("left", "POST", "/inbound/left", {}, {}, body, "application/json", None)
+        return hub.inbound.submit(request)
+
+    def one(mst, **fields):
+        return [{"entity": "person", "fields": {"MST": mst, **fields}}]
+
+    echo_plugin.HELD.clear()
+    echo_plugin.RELEASE.clear()
+    try:
+        held = submit(one("10"), hold=True)
+        assert echo_plugin.HELD.wait(timeout=30)
+        queued = [
+            submit(one("1")),
+            submit(one("2", DOB="31-FOO-99")),  # unmappable: 422 before any write
+            submit(one("3")),
+            submit(one("1", EMAIL="a@x.org")),  # person 1 (same group) and 5 both match: 409
+            submit(one("1", FIRST="Jan")),  # sees the group's earlier request: an update
+            submit(one("4")),
+        ]
+    finally:
+        echo_plugin.RELEASE.set()
+    answers = [future.result(timeout=30) for future in (held, *queued)]
+    assert [status for status, *_ in answers] == [201, 201, 422, 201, 409, 200, 201]
+    assert answers[5][3].outcome == "updated"
+    assert hub.inbound.group_sizes[len(queued)] == 1
+
+    with hub.store.read() as conn:
+        people = {
+            row.value: row.first_name
+            for row in conn.execute(
+                select(identifier.c.value, person.c.first_name)
+                .join(person, person.c.id == identifier.c.person_id)
+                .where(identifier.c.scheme == "mst")
+            )
+        }
+        emails = conn.execute(
+            select(func.count()).select_from(identifier).where(identifier.c.scheme == "email")
+        ).scalar_one()
+    assert people == {"5": None, "10": None, "1": "Jan", "3": None, "4": None}
+    assert emails == 1  # the conflicting request left nothing behind
+    statuses = {row["id"]: row["status_code"] for row in logged(hub)}
+    assert sorted(statuses[answer[3].request_id] for answer in answers) == sorted(
+        status for status, *_ in answers
+    )
+    text = client.get("/metrics").text
+    assert "azorus_inbound_committed_requests_total 8.0" in text
+    assert "azorus_inbound_transactions_total 3.0" in text
