@@ -52,8 +52,8 @@ LOGGED_BODY_LIMIT = 2_000_000
 def new_request_id() -> str:
     """``r-`` and 20 hex digits: the millisecond it was made, then 32 random bits.
 
-    Ids so sort by arrival, which keeps the request log's key indexes appending at their end
-    instead of writing all over them (a random id made logging a request cost several times more).
+    Ids so sort by arrival, and a new one lands at the end of the request log's key indexes
+    rather than at a random place in them (which, once the log outgrows the page cache, is a read).
     """
     return f"r-{time.time_ns() // 1_000_000:012x}{secrets.randbits(32):08x}"
 
