@@ -8,6 +8,7 @@ came from (loop prevention).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +71,8 @@ class RecordResult:
     changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     error: AzorusError | None = None
+    #: Where the record came from, when its batch mixed several sources (see ``apply_together``).
+    source: Source | None = None
 
 
 class Engine:
@@ -119,8 +122,6 @@ class Engine:
         records: Sequence[CanonicalRecord],
         source: Source,
         options: ApplyOptions | None = None,
-        *,
-        before_release: Callable[[Connection, list[RecordResult]], None] | None = None,
     ) -> list[RecordResult]:
         """Apply ``records`` in a savepoint of the caller's open transaction on ``conn``.
 
@@ -131,9 +132,42 @@ class Engine:
         opts = options or ApplyOptions()
         for attempt in self._attempts():
             with attempt, savepoint(conn):
-                results = self._run(conn, records, source, opts, before_release)
+                results = self._run(conn, records, source, opts, None)
                 break
         return results
+
+    def apply_together(
+        self,
+        conn: Connection,
+        batches: Sequence[tuple[Sequence[CanonicalRecord], Source]],
+        options: ApplyOptions,
+    ) -> list[list[RecordResult]] | None:
+        """Apply several callers' batches (same options) as one, in a savepoint of ``conn``'s transaction.
+
+        One set of statements serves them all, and the outcome is the one applying them one after
+        another would give.  That holds only if every record is accepted: when one is rejected,
+        or the shared batch fails, nothing is left behind and None is returned, and the caller
+        applies the batches one by one with :meth:`apply_nested` so each gets its own outcome.
+        """
+        records = [record for batch, _ in batches for record in batch]
+        sources = [source for batch, source in batches for _ in batch]
+        shared = dataclasses.replace(options, all_or_nothing=False)
+        try:
+            with savepoint(conn):
+                results = _Batch(self.hub, conn, batches[0][1], shared, sources).run(records)
+                if any(r.action == "rejected" for r in results):
+                    raise _Rejected
+        except (_Rejected, AzorusError, IntegrityError):
+            return None
+        out: list[list[RecordResult]] = []
+        start = 0
+        for batch, _ in batches:
+            part = results[start : start + len(batch)]
+            for r in part:
+                r.index -= start
+            out.append(part)
+            start += len(batch)
+        return out
 
     def apply_in(
         self,
@@ -191,6 +225,10 @@ class Engine:
                     log.exception("azorus_record_changed listener failed")
 
 
+class _Rejected(Exception):
+    """A record of a shared batch was rejected: the batch is undone and applied one by one."""
+
+
 class _Attempt:
     """One try of a batch (see :meth:`Engine._attempts`): a context that swallows a retryable
     IntegrityError, except on the last try, where it becomes an :class:`IdentityConflict`."""
@@ -215,10 +253,19 @@ class _Attempt:
 class _Batch:
     """The work of one apply call, inside its transaction."""
 
-    def __init__(self, hub: Hub, conn: Connection, source: Source, opts: ApplyOptions) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        conn: Connection,
+        source: Source,
+        opts: ApplyOptions,
+        sources: Sequence[Source] | None = None,
+    ) -> None:
         self.hub = hub
         self.conn = conn
         self.source = source
+        #: Per record, when the batch joins several sources' records (they share one connection).
+        self.sources = sources
         self.opts = opts
         self.now = utcnow()
         self.index = IdentityIndex(conn)
@@ -248,6 +295,9 @@ class _Batch:
         assert len(out) == len(records)
         for i, found in warnings.items():
             out[i].warnings.extend(found)
+        if self.sources is not None:
+            for r in out:
+                r.source = self.sources[r.index]
         changed = [r for r in out if r.action in ("created", "updated")]
         if changed:
             rec_store.log_changes(self.conn, changed, self.source, self.now)

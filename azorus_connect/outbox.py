@@ -143,6 +143,7 @@ class Outbox:
             payload = snapshots.get((r.kind, r.hub_id))
             if payload is None:
                 continue
+            origin = r.source or source  # a shared batch's records keep their own request ids
             for target in targets[r.kind]:
                 rows.append(
                     {
@@ -156,9 +157,9 @@ class Outbox:
                         "status": PENDING,
                         "attempts": 0,
                         "next_attempt_at": now,
-                        "source_connection": source.connection,
-                        "request_id": source.request_id,
-                        "import_run_id": source.import_run_id,
+                        "source_connection": origin.connection,
+                        "request_id": origin.request_id,
+                        "import_run_id": origin.import_run_id,
                         "created_at": now,
                     }
                 )

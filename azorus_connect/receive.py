@@ -8,6 +8,7 @@ is written alone, so nothing but the log entry is stored.
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import json
 import logging
 import queue
@@ -69,6 +70,7 @@ class _Inbound:
     started: float
     too_large: bool = False
     request_id: str = field(default_factory=new_request_id)
+    received_at: dt.datetime = field(default_factory=utcnow)
     connection: HubConnection | None = None
     records: list[CanonicalRecord] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -95,24 +97,28 @@ def handle_inbound(
 def handle_group(hub: Hub, items: list[_Inbound]) -> None:
     """Process several requests with one commit; each gets its own answer (``item.answer``).
 
-    Each request's changes and its log row go in a savepoint of the shared transaction: a request
-    that fails is rolled back alone and logged with its error.  Nobody is answered before the
-    commit, so an answer always describes what is stored.  If the commit itself fails, every
-    request of the group is answered 503 (nothing of theirs was stored) and logged alone.
+    The requests' records are applied together when all of them are accepted, and one by one,
+    each in its own savepoint, when not: a request that fails is rolled back alone and logged
+    with its error.  The log rows of the group are written in the same transaction.  Nobody is
+    answered before the commit, so an answer always describes what is stored; if the commit
+    fails, every request of the group is answered 503 (nothing of theirs was stored) and logged
+    alone.
     """
     for item in items:
         _prepare(hub, item)
     try:
         with hub.store.write() as conn:
+            _apply(hub, conn, [item for item in items if item.error is None])
             for item in items:
-                _apply(hub, conn, item)
+                _answer(hub, item)
+            _log(hub, conn, items)
     except Exception as exc:
         error = _database_error(exc)
         for item in items:
             item.error, item.results = error, []
             _log_alone(hub, item)
     for item in items:
-        if item.error is None and item.connection is not None:
+        if item.error is None:
             hub.engine.emit(item.results, item.source)
         if item.connection is not None and item.answer is not None:
             _completed(hub, item.connection, item.answer[3])
@@ -138,30 +144,37 @@ def _prepare(hub: Hub, item: _Inbound) -> None:
         item.error = _as_error(exc, request.connection)
 
 
-def _apply(hub: Hub, conn: Connection, item: _Inbound) -> None:
-    """Inside the group's transaction: the request's changes and log row, or its error's log row."""
-    if item.error is None:
-        connection = item.connection
-        assert connection is not None
-
-        def log_in_same_savepoint(conn: Connection, results: list[RecordResult]) -> None:
-            result = _result(item.request_id, results, item.warnings)
-            item.answer = (*_render(hub, connection, item.request, result), result)
-            _log(hub, conn, item, _keys(item.records, results))
-
-        try:
-            item.results = hub.engine.apply_nested(
-                conn,
-                item.records,
-                item.source,
-                hub.apply_options(connection),
-                before_release=log_in_same_savepoint,
-            )
+def _apply(hub: Hub, conn: Connection, ready: list[_Inbound]) -> None:
+    """Inside the group's transaction: the records of every request read without error."""
+    if not ready:
+        return
+    connection = ready[0].connection
+    assert connection is not None
+    if len(ready) > 1 and all(item.connection is connection for item in ready):
+        together = hub.engine.apply_together(
+            conn, [(item.records, item.source) for item in ready], hub.apply_options(connection)
+        )
+        if together is not None:
+            for item, results in zip(ready, together, strict=True):
+                item.results = results
             return
+    for item in ready:
+        assert item.connection is not None
+        try:
+            options = hub.apply_options(item.connection)
+            item.results = hub.engine.apply_nested(conn, item.records, item.source, options)
         except Exception as exc:
             item.error = _as_error(exc, item.request.connection)
-    _reject(hub, item)
-    _log(hub, conn, item, _keys(item.records, []))
+
+
+def _answer(hub: Hub, item: _Inbound) -> None:
+    """The request's answer: what its records did, or its error."""
+    if item.error is None:
+        result = _result(item.request_id, item.results, item.warnings)
+    else:
+        status = item.error.http_status
+        result = InboundResult(item.request_id, status, "rejected", error=item.error.message)
+    item.answer = (*_render(hub, item.connection, item.request, result), result)
 
 
 def _as_error(exc: Exception, connection: str) -> AzorusError:
@@ -181,18 +194,12 @@ def _database_error(exc: Exception) -> AzorusError:
     return ExternalUnavailable("the hub's database is temporarily unavailable; try again")
 
 
-def _reject(hub: Hub, item: _Inbound) -> None:
-    assert item.error is not None
-    result = InboundResult(item.request_id, item.error.http_status, "rejected", error=item.error.message)
-    item.answer = (*_render(hub, item.connection, item.request, result), result)
-
-
 def _log_alone(hub: Hub, item: _Inbound) -> None:
     """The log row of a request whose group could not be committed, in its own transaction."""
-    _reject(hub, item)
+    _answer(hub, item)
     try:
         with hub.store.write() as conn:
-            _log(hub, conn, item, _keys(item.records, []))
+            _log(hub, conn, [item])
     except Exception:
         log.exception("could not write the request log for %s", item.request_id)
 
@@ -261,25 +268,24 @@ def _keys(records: Iterable[CanonicalRecord], results: list[RecordResult]) -> se
     return {(s[:40], v[:200]) for s, v in keys}
 
 
-def _log(hub: Hub, conn: Connection, item: _Inbound, keys: set[tuple[str, str]]) -> None:
-    """The request's log row: headers redacted, body, our answer, and the identifiers it named."""
-    assert item.answer is not None
-    request, request_id, connection = item.request, item.request_id, item.connection
-    _status, body, media, result = item.answer
-    ctype = hub.plugins.connector_types().get(connection.type) if connection is not None else None
-    extra = ctype.secret_headers if ctype is not None else ()
-    bulk_insert(
-        conn,
-        request_log,
-        [
+def _log(hub: Hub, conn: Connection, items: list[_Inbound]) -> None:
+    """The requests' log rows: headers redacted, body, our answer, and the identifiers they named."""
+    rows: list[dict[str, Any]] = []
+    keys: list[dict[str, Any]] = []
+    for item in items:
+        assert item.answer is not None
+        request, connection = item.request, item.connection
+        _status, body, media, result = item.answer
+        ctype = hub.plugins.connector_types().get(connection.type) if connection is not None else None
+        rows.append(
             {
-                "id": request_id,
-                "received_at": utcnow(),
+                "id": item.request_id,
+                "received_at": item.received_at,
                 "connection": request.connection[:60],
                 "method": request.method,
                 "path": request.path[:500],
                 "client_ip": request.client_ip,
-                "headers": redact_headers(request.headers.items(), extra),
+                "headers": redact_headers(request.headers.items(), ctype.secret_headers if ctype else ()),
                 "content_type": request.content_type[:200] if request.content_type else None,
                 "body": request.body[:LOGGED_BODY_LIMIT],
                 "body_truncated": len(request.body) > LOGGED_BODY_LIMIT,
@@ -290,10 +296,13 @@ def _log(hub: Hub, conn: Connection, item: _Inbound, keys: set[tuple[str, str]])
                 "error": result.error,
                 "duration_ms": (time.perf_counter() - item.started) * 1000,
             }
-        ],
-    )
-    if keys:
-        bulk_insert(conn, request_key, [{"request_id": request_id, "scheme": s, "value": v} for s, v in keys])
+        )
+        keys.extend(
+            {"request_id": item.request_id, "scheme": s, "value": v}
+            for s, v in _keys(item.records, item.results)
+        )
+    bulk_insert(conn, request_log, rows)
+    bulk_insert(conn, request_key, keys)
 
 
 def _completed(hub: Hub, connection: HubConnection, result: InboundResult) -> None:

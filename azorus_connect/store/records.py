@@ -538,17 +538,24 @@ def link_snapshots(conn: Connection, kind: EntityKind, rids: Iterable[int]) -> d
 
 
 def log_changes(conn: Connection, results: Sequence[RecordResult], source: Source, now: dt.datetime) -> None:
-    """One row per changed field; a creation is one row (field ``*``) holding every value set."""
+    """One row per changed field; a creation is one row (field ``*``) holding every value set.
+
+    Rows are stamped with ``source``, or with the record's own (``RecordResult.source``) if it has one.
+    """
     rows: list[dict[str, Any]] = []
-    base = {
-        "connection": source.connection,
-        "request_id": source.request_id,
-        "import_run_id": source.import_run_id,
-        "changed_at": now,
-    }
+    bases: dict[Source, dict[str, Any]] = {}
     for r in results:
         if r.hub_id is None:
             continue
+        origin = r.source or source
+        base = bases.get(origin)
+        if base is None:
+            base = bases[origin] = {
+                "connection": origin.connection,
+                "request_id": origin.request_id,
+                "import_run_id": origin.import_run_id,
+                "changed_at": now,
+            }
         entity, record_id, person_id = r.kind.value, r.hub_id, r.person_id
         if r.action == "created":
             values = {k: new for k, (_, new) in r.changes.items() if new is not None}

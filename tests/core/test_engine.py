@@ -209,3 +209,45 @@ def test_concurrent_first_writes_of_one_identifier_make_one_person(echo_hub):
     assert errors == []
     assert sorted(r.action for r in results) == ["created"] + ["unchanged"] * 7
     assert count(hub, person) == 1 and count(hub, identifier) == 2
+
+
+def test_batches_applied_together_give_each_its_results_or_nothing(echo_hub):
+    """apply_together: one shared batch with per-batch results; any rejection leaves no trace."""
+    hub = echo_hub()
+    hub.apply([Person(identifiers={"mst": "9", "email": "b@x.org"})], Source("left"))
+    options = ApplyOptions(match_on=("mst", "email"))
+    first = [Person(identifiers={"mst": "1"}, first_name="Ann")]
+    second = [Person(identifiers={"mst": "1"}, first_name="Anna"), Person(identifiers={"mst": "2"})]
+    with hub.store.write() as conn:
+        together = hub.engine.apply_together(
+            conn,
+            [(first, Source("left", request_id="r-a")), (second, Source("left", request_id="r-b"))],
+            options,
+        )
+    assert together is not None
+    [[a], [b, c]] = together
+    assert (a.index, a.action, b.index, b.action, c.index, c.action) == (
+        0,
+        "created",
+        0,
+        "updated",
+        1,
+        "created",
+    )
+    assert b.hub_id == a.hub_id and b.changes == {"first_name": ("Ann", "Anna")}
+    with hub.store.read() as conn:
+        stamped = conn.execute(
+            select(change_log.c.request_id, change_log.c.field).order_by(change_log.c.id)
+        ).all()
+    assert stamped[-3:] == [("r-a", "*"), ("r-b", "first_name"), ("r-b", "*")]
+
+    people = count(hub, person)
+    clash = [Person(identifiers={"mst": "3"}), Person(identifiers={"mst": "1", "email": "b@x.org"})]
+    with hub.store.write() as conn:
+        assert (
+            hub.engine.apply_together(conn, [(first, Source("left")), (clash, Source("left"))], options)
+            is None
+        )
+        [ok] = hub.engine.apply_nested(conn, [Person(identifiers={"mst": "4"})], Source("left"), options)
+    assert ok.action == "created"
+    assert count(hub, person) == people + 1  # the shared batch left nothing; the nested one stayed

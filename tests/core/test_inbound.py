@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 from sqlalchemy import func, select
 
 from azorus_connect.connector import InboundRequest
-from azorus_connect.store.schema import identifier, person, request_key, request_log
+from azorus_connect.store.schema import change_log, identifier, outbox, person, request_key, request_log
 
 from . import echo_plugin
 from .conftest import echo_config
@@ -128,35 +129,45 @@ def test_healthz_and_metrics(echo_hub, hub_client):
     assert client.get("/docs").status_code == 200
 
 
+def submit(hub, records, **extra):
+    """Queue a request for the hub's inbound writer, without HTTP; returns its future."""
+    body = json.dumps({"records": records, **extra}).encode()
+    return hub.inbound.submit(
+        InboundRequest("left", "POST", "/inbound/left", {}, {}, body, "application/json", None)
+    )
+
+
+def one(mst, **fields):
+    return [{"entity": "person", "fields": {"MST": mst, **fields}}]
+
+
+@contextmanager
+def writer_held(hub):
+    """Keep the inbound writer busy with a held request while the block queues more behind it."""
+    echo_plugin.HELD.clear()
+    echo_plugin.RELEASE.clear()
+    held = submit(hub, one("10"), hold=True)
+    try:
+        assert echo_plugin.HELD.wait(timeout=30)
+        yield held
+    finally:
+        echo_plugin.RELEASE.set()
+
+
 def test_queued_requests_share_a_commit_and_fail_alone(echo_hub, hub_client):
     """Requests queued behind a busy writer are committed together, each succeeding or failing alone."""
     hub = echo_hub()
     client = hub_client(hub)
-    assert post(client, records=[{"entity": "person", "fields": {"MST": "5", "EMAIL": "a@x.org"}}]).is_success
-
-    def submit(records, **extra):
-        body = json.dumps({"records": records, **extra}).encode()
-        request = InboundRequest("left", "POST", "/inbound/left", {}, {}, body, "application/json", None)
-        return hub.inbound.submit(request)
-
-    def one(mst, **fields):
-        return [{"entity": "person", "fields": {"MST": mst, **fields}}]
-
-    echo_plugin.HELD.clear()
-    echo_plugin.RELEASE.clear()
-    try:
-        held = submit(one("10"), hold=True)
-        assert echo_plugin.HELD.wait(timeout=30)
+    assert post(client, records=one("5", EMAIL="a@x.org")).is_success
+    with writer_held(hub) as held:
         queued = [
-            submit(one("1")),
-            submit(one("2", DOB="31-FOO-99")),  # unmappable: 422 before any write
-            submit(one("3")),
-            submit(one("1", EMAIL="a@x.org")),  # person 1 (same group) and 5 both match: 409
-            submit(one("1", FIRST="Jan")),  # sees the group's earlier request: an update
-            submit(one("4")),
+            submit(hub, one("1")),
+            submit(hub, one("2", DOB="31-FOO-99")),  # unmappable: 422 before any write
+            submit(hub, one("3")),
+            submit(hub, one("1", EMAIL="a@x.org")),  # person 1 (same group) and 5 both match: 409
+            submit(hub, one("1", FIRST="Jan")),  # sees the group's earlier request: an update
+            submit(hub, one("4")),
         ]
-    finally:
-        echo_plugin.RELEASE.set()
     answers = [future.result(timeout=30) for future in (held, *queued)]
     assert [status for status, *_ in answers] == [201, 201, 422, 201, 409, 200, 201]
     assert answers[5][3].outcome == "updated"
@@ -183,3 +194,43 @@ def test_queued_requests_share_a_commit_and_fail_alone(echo_hub, hub_client):
     text = client.get("/metrics").text
     assert "azorus_inbound_committed_requests_total 8.0" in text
     assert "azorus_inbound_transactions_total 3.0" in text
+
+
+def test_requests_applied_together_keep_their_own_ids_in_the_change_log_and_outbox(echo_hub):
+    """When every queued request is accepted their records are applied as one batch, with the
+    outcome one-by-one would give, and each change still names the request that made it."""
+    hub = echo_hub()
+    with writer_held(hub):
+        queued = [
+            submit(hub, one("1", FIRST="Ann")),
+            submit(hub, one("1", FIRST="Anna")),  # the person the request before created
+            submit(hub, [*one("2"), {"entity": "enquiry", "fields": {"MST": "1", "CODE": "E1"}}]),
+        ]
+    answers = [future.result(timeout=30) for future in queued]
+    assert [(status, result.outcome) for status, _, _, result in answers] == [
+        (201, "created"),
+        (200, "updated"),
+        (201, "created"),
+    ]
+    ids = [result.request_id for *_, result in answers]
+    with hub.store.read() as conn:
+        changes = conn.execute(
+            select(change_log.c.request_id, change_log.c.entity, change_log.c.field, change_log.c.new_value)
+            .where(change_log.c.request_id.in_(ids))
+            .order_by(change_log.c.id)
+        ).all()
+        queued_for = conn.execute(
+            select(outbox.c.request_id, outbox.c.entity).where(
+                outbox.c.connection == "right", outbox.c.request_id.in_(ids)
+            )
+        ).all()
+    assert [(rid, entity, field) for rid, entity, field, _ in changes] == [
+        (ids[0], "person", "*"),
+        (ids[1], "person", "first_name"),
+        (ids[2], "person", "*"),
+        (ids[2], "enquiry", "*"),
+    ]
+    assert changes[1][3] == '"Anna"'
+    assert sorted(queued_for) == sorted(
+        [(ids[0], "person"), (ids[1], "person"), (ids[2], "person"), (ids[2], "enquiry")]
+    )
