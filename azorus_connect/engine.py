@@ -103,7 +103,9 @@ class Engine:
             with attempt, self.hub.store.engine.connect() as conn:
                 trans = conn.begin()
                 try:
-                    results = self._run(conn, records, source, opts, before_commit)
+                    results = _Batch(self.hub, conn, source, opts).run(records)
+                    if before_commit is not None:
+                        before_commit(conn, results)
                     if opts.dry_run:
                         trans.rollback()
                         return results
@@ -132,7 +134,7 @@ class Engine:
         opts = options or ApplyOptions()
         for attempt in self._attempts():
             with attempt, savepoint(conn):
-                results = self._run(conn, records, source, opts, None)
+                results = _Batch(self.hub, conn, source, opts).run(records)
                 break
         return results
 
@@ -182,19 +184,6 @@ class Engine:
         then rolls the one transaction back.
         """
         return _Batch(self.hub, conn, source, options or ApplyOptions()).run(records)
-
-    def _run(
-        self,
-        conn: Connection,
-        records: Sequence[CanonicalRecord],
-        source: Source,
-        opts: ApplyOptions,
-        before_end: Callable[[Connection, list[RecordResult]], None] | None,
-    ) -> list[RecordResult]:
-        results = _Batch(self.hub, conn, source, opts).run(records)
-        if before_end is not None:
-            before_end(conn, results)
-        return results
 
     def _attempts(self) -> Iterator[_Attempt]:
         """Tries of one batch: an IntegrityError (a concurrent writer claimed the same identifier

@@ -1,8 +1,9 @@
-"""Receiving an inbound request: plugin receive -> mapping -> engine -> request log -> response.
+"""Receiving inbound requests: plugin receive -> mapping -> engine -> request log -> response.
 
-Every request is logged (headers redacted, raw body, our answer, the identifiers it touched,
-duration), whatever its outcome.  On success the log row commits with the changes; on failure it
-is written alone, so nothing but the log entry is stored.
+Requests are handled by :class:`InboundWriter`'s thread, several to a transaction when they queue up
+(:func:`handle_group`).  Every request is logged (headers redacted, raw body, our answer, the
+identifiers it touched, duration), whatever its outcome, in the same transaction as its changes;
+a request that fails leaves nothing but its log entry.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from .config import Connection as HubConnection
     from .hub import Hub
 
-__all__ = ["LOGGED_BODY_LIMIT", "InboundWriter", "handle_inbound", "new_request_id"]
+__all__ = ["LOGGED_BODY_LIMIT", "InboundWriter", "handle_group", "new_request_id"]
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +83,6 @@ class _Inbound:
     def source(self) -> Source:
         assert self.connection is not None
         return Source(connection=self.connection.name, request_id=self.request_id)
-
-
-def handle_inbound(
-    hub: Hub, request: InboundRequest, *, too_large: bool = False, started: float | None = None
-) -> Answer:
-    """Process one inbound request; returns (status, body, media type, result). Never raises."""
-    item = _Inbound(request, started if started is not None else time.perf_counter(), too_large)
-    handle_group(hub, [item])
-    assert item.answer is not None
-    return item.answer
 
 
 def handle_group(hub: Hub, items: list[_Inbound]) -> None:
