@@ -153,3 +153,6 @@ def test_openapi_documents_the_api(client):
     assert not any(p.startswith("/admin") for p in spec["paths"])
     assert spec["components"]["securitySchemes"]["APIToken"]["scheme"] == "bearer"
     assert spec["paths"]["/api/requests"]["get"]["security"] == [{"APIToken": []}]
+    inbound = spec["paths"]["/inbound/{connection}"]["post"]
+    assert {"200", "201", "401", "409", "413", "422", "503"} <= set(inbound["responses"])
+    assert "text/xml" in inbound["requestBody"]["content"]
