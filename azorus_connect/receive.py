@@ -8,6 +8,7 @@ a request that fails leaves nothing but its log entry.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import datetime as dt
 import json
@@ -307,6 +308,12 @@ def _completed(hub: Hub, connection: HubConnection, result: InboundResult) -> No
             log.exception("azorus_request_completed listener failed")
 
 
+#: Who waits for a request's answer: a thread (a concurrent future) or a coroutine on an event loop.
+_Waiter = Future[Answer] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[Answer]"]
+#: A coroutine's future with its answer or error, settled on its loop.
+_OnLoop = tuple["asyncio.Future[Answer]", Answer | None, BaseException | None]
+
+
 class InboundWriter:
     """Runs inbound requests on one thread, committing the ones that queue up together.
 
@@ -322,7 +329,7 @@ class InboundWriter:
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self._queue: queue.SimpleQueue[tuple[_Inbound, Future[Answer]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[_Inbound, _Waiter] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
@@ -334,6 +341,19 @@ class InboundWriter:
     ) -> Future[Answer]:
         """Queue ``request``; the future gives (status, body, media type, result) once committed."""
         future: Future[Answer] = Future()
+        self._put(request, too_large, started, future)
+        return future
+
+    async def answer(
+        self, request: InboundRequest, *, too_large: bool = False, started: float | None = None
+    ) -> Answer:
+        """Queue ``request`` and wait, without blocking the event loop, for its answer."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Answer] = loop.create_future()
+        self._put(request, too_large, started, (loop, future))
+        return await future
+
+    def _put(self, request: InboundRequest, too_large: bool, started: float | None, waiter: _Waiter) -> None:
         item = _Inbound(request, started if started is not None else time.perf_counter(), too_large)
         with self._lock:
             if self._closed:
@@ -341,8 +361,7 @@ class InboundWriter:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="azorus-inbound", daemon=True)
                 self._thread.start()
-            self._queue.put((item, future))
-        return future
+            self._queue.put((item, waiter))
 
     def close(self) -> None:
         """Finish what is queued, then stop the thread."""
@@ -373,15 +392,48 @@ class InboundWriter:
             self._handle(group)
             self.group_sizes[len(group)] += 1
 
-    def _handle(self, group: list[tuple[_Inbound, Future[Answer]]]) -> None:
-        items = [item for item, _ in group]
+    def _handle(self, group: list[tuple[_Inbound, _Waiter]]) -> None:
         try:
-            handle_group(self.hub, items)
+            handle_group(self.hub, [item for item, _ in group])
         except BaseException as exc:  # handle_group answers every request; this is a last resort
             log.exception("inbound group failed")
-            for _, future in group:
-                future.set_exception(exc)
+            _settle([(waiter, None, exc) for _, waiter in group])
             return
-        for item, future in group:
-            assert item.answer is not None
-            future.set_result(item.answer)
+        _settle([(waiter, item.answer, None) for item, waiter in group])
+
+
+def _settle(outcomes: list[tuple[_Waiter, Answer | None, BaseException | None]]) -> None:
+    """Hand each waiter its answer (or error): threads directly, and each event loop's coroutines
+    in one callback, so a group costs a loop one wake-up rather than one per request."""
+    by_loop: dict[
+        asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Answer], Answer | None, BaseException | None]]
+    ]
+    by_loop = {}
+    for waiter, answer, error in outcomes:
+        if isinstance(waiter, Future):
+            if error is not None:
+                waiter.set_exception(error)
+            else:
+                assert answer is not None
+                waiter.set_result(answer)
+        else:
+            loop, future = waiter
+            by_loop.setdefault(loop, []).append((future, answer, error))
+    for loop, pending in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle_on_loop, pending)
+        except RuntimeError:  # the loop has closed: nobody is waiting any more
+            log.debug("inbound answers for a closed event loop dropped")
+
+
+def _settle_on_loop(
+    pending: list[tuple[asyncio.Future[Answer], Answer | None, BaseException | None]],
+) -> None:
+    for future, answer, error in pending:
+        if future.done():  # the client went away and the request was cancelled
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            assert answer is not None
+            future.set_result(answer)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -125,8 +124,9 @@ def create_app(hub: Hub) -> FastAPI:
             content_type=request.headers.get("content-type", ""),
             client_ip=request.client.host if request.client else None,
         )
-        answer = hub.inbound.submit(inbound_request, too_large=too_large, started=started)
-        status, payload, media, result = await asyncio.wrap_future(answer)
+        status, payload, media, result = await hub.inbound.answer(
+            inbound_request, too_large=too_large, started=started
+        )
         metrics.inbound.labels(connection if conn is not None else "-", str(status)).inc()
         metrics.inbound_seconds.labels(connection if conn is not None else "-").observe(
             time.perf_counter() - started
