@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -110,13 +111,17 @@ def receive(connection: Connection, settings: InboundSettings, request: InboundR
     """Authenticate, parse and flatten one StuTalk post."""
     _notes.request, _notes.notes = request, None
     authenticate(settings, request)
-    limits = XetLimits(
-        max_bytes=connection.max_body_bytes, max_depth=settings.max_depth, max_rows=settings.max_rows
-    )
+    limits = _limits(connection.max_body_bytes, settings.max_depth, settings.max_rows)
     doc = read_xet(request.body, request.content_type or None, form_field=settings.form_field, limits=limits)
     records, notes, warnings = source_records(doc, connection.record_mapping, settings)
     _notes.notes = notes
     return Received(records=records, warnings=[*doc.warnings, *warnings])
+
+
+@functools.lru_cache(maxsize=64)
+def _limits(max_bytes: int, max_depth: int, max_rows: int) -> XetLimits:
+    """A connection's limits, made once: they are the same on every request (and frozen)."""
+    return XetLimits(max_bytes=max_bytes, max_depth=max_depth, max_rows=max_rows)
 
 
 def source_records(
@@ -129,19 +134,46 @@ def source_records(
     return flattener.records, flattener.notes, flattener.warnings
 
 
+#: Per mapping object: source entity -> the mappings that read its rows (see ``_Flattener._names``).
+#: A connection's mapping lives as long as its config, so the answer is worked out once per entity;
+#: the mapping is held in the entry, so its id cannot be reused while the entry is there.
+_readers: dict[int, tuple[Mapping, dict[str, tuple[str, ...]]]] = {}
+
+#: Bounds on that cache: mappings kept (configs reloaded many times), entities per mapping (entity
+#: names come from payloads).
+_READERS_MAPPINGS = 64
+_READERS_ENTITIES = 1024
+
+
+def _readers_of(mapping: Mapping) -> dict[str, tuple[str, ...]]:
+    entry = _readers.get(id(mapping))
+    if entry is None or entry[0] is not mapping:
+        if len(_readers) >= _READERS_MAPPINGS:
+            _readers.clear()
+        entry = (mapping, {})
+        _readers[id(mapping)] = entry
+    return entry[1]
+
+
 class _Flattener:
     def __init__(self, mapping: Mapping, settings: InboundSettings) -> None:
         self.mapping = mapping
+        self.readers = _readers_of(mapping)
         self.settings = settings
         self.merge = {e.upper() for e in settings.merge_nested}
         self.records: list[SourceRecord | CanonicalRecord] = []
         self.notes: list[_RowNote] = []
         self.warnings: list[str] = []
 
-    def _names(self, entity: str) -> list[str]:
+    def _names(self, entity: str) -> tuple[str, ...]:
         """The mappings reading rows of ``entity``; people first, so links find them."""
-        names = [n for n in self.mapping.entities if n == entity or n.startswith(entity + "_")]
-        return sorted(names, key=lambda n: self.mapping.entities[n].kind != EntityKind.PERSON)
+        names = self.readers.get(entity)
+        if names is None:
+            found = [n for n in self.mapping.entities if n == entity or n.startswith(entity + "_")]
+            names = tuple(sorted(found, key=lambda n: self.mapping.entities[n].kind != EntityKind.PERSON))
+            if len(self.readers) < _READERS_ENTITIES:
+                self.readers[entity] = names
+        return names
 
     def _absorb(self, row: XetRow, fields: dict[str, str | None], others: list[XetRow]) -> None:
         """Fold nested MRE/MST rows into ``fields``; collect the other nested rows."""
