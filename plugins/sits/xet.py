@@ -299,7 +299,7 @@ def _name(element: etree._Element) -> str:
 
 def _has_children(element: etree._Element) -> bool:
     # len() counts every child node and costs nothing, and leaf fields are most of a payload.
-    return len(element) > 0 and any(True for _ in element.iterchildren(tag=etree.Element))
+    return len(element) > 0 and next(element.iterchildren(tag=etree.Element), None) is not None
 
 
 def _fields_of(row_name: str) -> dict[str, str]:
