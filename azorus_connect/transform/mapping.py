@@ -49,6 +49,9 @@ __all__ = ["EntityRule", "FieldRule", "Mapper", "Mapping", "build_mapping", "tar
 
 _LINK_FIELDS = {"identifiers", "person", "custom", "key", "list_name"}
 
+#: A field the source record does not carry (None is a value: an empty element).
+_ABSENT: Any = object()
+
 
 @dataclass(frozen=True)
 class FieldRule:
@@ -208,8 +211,43 @@ def _custom_value(defn: CustomFieldDef, value: Any) -> Any:
     return text or None
 
 
+#: Where a compiled step puts its value (see :class:`Mapper`).
+_DATA, _IDENTIFIER, _LINK, _LINK_HUB, _CUSTOM = range(5)
+
+#: One field rule made ready to run: (source field, where, target name, transforms as one-argument
+#: callables).  A plain tuple: the steps run for every field of every record.
+_Step = tuple[str, int, str, tuple[Callable[[Any], Any], ...]]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """An entity rule compiled once: its steps in rule order, and whether blanks are skipped."""
+
+    rule: EntityRule
+    steps: tuple[_Step, ...]
+    ignore_blank: bool
+
+
+def _value_map(table: MappingABC[str, str]) -> Callable[[Any], Any]:
+    def apply(value: Any) -> Any:
+        return value if value is None else table.get(str(value), table.get("*", value))
+
+    return apply
+
+
+def _with_args(fn: Callable[..., Any], args: tuple[str, ...]) -> Callable[[Any], Any]:
+    def apply(value: Any) -> Any:
+        return fn(value, *args)
+
+    return apply
+
+
 class Mapper:
-    """Applies a connection's mapping to source records, producing canonical records."""
+    """Applies a connection's mapping to source records, producing canonical records.
+
+    Each entity rule is compiled once into steps (target parsed, transforms looked up and bound
+    to their arguments), since every inbound request maps its records through the same rules.
+    """
 
     def __init__(
         self,
@@ -228,55 +266,80 @@ class Mapper:
                             raise InvalidRecord(f"{rule.entity}.{fr.source}: value map {args} is not defined")
                     elif name not in transforms:
                         raise InvalidRecord(f"{rule.entity}.{fr.source}: unknown value transform {name!r}")
+        self._plans: dict[str, _Plan] = {}
 
-    def _apply(self, rule: EntityRule, fr: FieldRule, value: Any) -> Any:
-        for name, args in fr.transforms:
-            if name == "map":
-                table = rule.value_maps[args[0]]
-                if value is not None:
-                    value = table.get(str(value), table.get("*", value))
+    def _plan(self, entity: str) -> _Plan:
+        """The compiled rule for ``entity`` (compiled again if the mapping's rule was replaced)."""
+        rule = self.mapping.rule(entity)
+        plan = self._plans.get(entity)
+        if plan is not None and plan.rule is rule:
+            return plan
+        steps: list[_Step] = []
+        for fr in rule.fields:
+            target = fr.target
+            if target == "-":
+                continue
+            if target.startswith("id:"):
+                where, name = _IDENTIFIER, target[3:]
+            elif target.startswith("person.id:"):
+                where, name = _LINK, target[10:]
+            elif target == "person.hub_id":
+                where, name = _LINK_HUB, target
+            elif target.startswith("custom:"):
+                where, name = _CUSTOM, target[7:]
             else:
-                value = self.transforms[name](value, *args)
-        return value
+                where, name = _DATA, target
+            fns = tuple(
+                _value_map(rule.value_maps[args[0]])
+                if transform == "map"
+                else _with_args(self.transforms[transform], args)
+                if args
+                else self.transforms[transform]
+                for transform, args in fr.transforms
+            )
+            steps.append((fr.source, where, name, fns))
+        plan = _Plan(rule, tuple(steps), rule.blank == "ignore")
+        self._plans[entity] = plan
+        return plan
 
     def map(self, record: SourceRecord) -> CanonicalRecord:
         """Map one source record; a value that cannot be read is an :class:`InvalidRecord`."""
-        rule = self.mapping.rule(record.entity)
+        plan = self._plan(record.entity)
+        rule = plan.rule
+        fields = record.fields
         data: dict[str, Any] = {}
         identifiers: dict[str, str] = {}
         link: dict[str, str] = {}
         link_hub: int | None = None
         custom: dict[str, Any] = {}
-        for fr in rule.fields:
-            if fr.target == "-" or fr.source not in record.fields:
+        for source, where, name, fns in plan.steps:
+            raw = fields.get(source, _ABSENT)
+            if raw is _ABSENT:
                 continue
-            raw = record.fields[fr.source]
             if isinstance(raw, str) and raw.strip() == "":
                 raw = None
-            if raw is None and rule.blank == "ignore":
+            if raw is None and plan.ignore_blank:
                 continue
             try:
-                value = self._apply(rule, fr, raw)
-                target = fr.target
-                if target.startswith("id:"):
+                value = raw
+                for fn in fns:
+                    value = fn(value)
+                if where == _DATA:
+                    data[name] = value.strip() if isinstance(value, str) else value
+                elif where == _IDENTIFIER:
                     if value is not None and str(value).strip():
-                        identifiers[target[3:]] = str(value).strip()
-                elif target.startswith("person.id:"):
+                        identifiers[name] = str(value).strip()
+                elif where == _LINK:
                     if value is not None and str(value).strip():
-                        link[target[10:]] = str(value).strip()
-                elif target == "person.hub_id":
+                        link[name] = str(value).strip()
+                elif where == _LINK_HUB:
                     link_hub = int(value) if value is not None else None
-                elif target.startswith("custom:"):
-                    name = target[7:]
-                    custom[name] = _custom_value(self.custom_fields[name], value)
-                elif value is None or not isinstance(value, str):
-                    data[target] = value
                 else:
-                    data[target] = value.strip()
+                    custom[name] = _custom_value(self.custom_fields[name], value)
             except (ValueError, TypeError) as exc:
-                raise InvalidRecord(f"{fr.source}: {exc}", field=fr.source, line=record.line) from None
+                raise InvalidRecord(f"{source}: {exc}", field=source, line=record.line) from None
         if rule.key:
-            parts = [record.fields.get(k) for k in rule.key]
+            parts = [fields.get(k) for k in rule.key]
             if any(p is None or not str(p).strip() for p in parts):
                 raise InvalidRecord(f"{rule.entity}: the key needs {', '.join(rule.key)}", line=record.line)
             data["key"] = "/".join(str(p).strip() for p in parts)

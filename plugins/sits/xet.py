@@ -273,13 +273,54 @@ def parse_xet(
     return XetDocument(rows=rows, charset=charset, warnings=warnings)
 
 
+#: Most payloads repeat the same few dozen tags, request after request, so the name of a tag and
+#: the field it names are worked out once per distinct tag and kept.  Tags come from outside, so
+#: each cache stops growing at this many entries (further tags are then worked out every time).
+_CACHE_LIMIT = 4096
+
+#: Element tag (``{ns}Stu_Code`` or ``STU_CODE``) -> its upper-case local name.
+_names: dict[str, str] = {}
+
+#: Row tag (``STU.SRS``) -> element tag of a field in that row -> the field's short name, or ""
+#: for a childless element that names no field (an empty container such as ``<CAP/>``).
+_field_names: dict[str, dict[str, str]] = {}
+
+
 def _name(element: etree._Element) -> str:
     """The element's tag without namespace, upper-cased (XET tags are upper-case)."""
-    return str(etree.QName(element).localname).upper()
+    tag = element.tag
+    name = _names.get(tag)
+    if name is None:
+        name = str(etree.QName(element).localname).upper()
+        if len(_names) < _CACHE_LIMIT:
+            _names[tag] = name
+    return name
 
 
 def _has_children(element: etree._Element) -> bool:
-    return any(True for _ in element.iterchildren(tag=etree.Element))
+    # len() counts every child node and costs nothing, and leaf fields are most of a payload.
+    return len(element) > 0 and next(element.iterchildren(tag=etree.Element), None) is not None
+
+
+def _fields_of(row_name: str) -> dict[str, str]:
+    """The field-name cache of one row tag, new or shared (it is only ever added to)."""
+    names = _field_names.get(row_name)
+    if names is None:
+        names = {}
+        if len(_field_names) < _CACHE_LIMIT:
+            names = _field_names.setdefault(row_name, names)
+    return names
+
+
+def _field_of(element: etree._Element, suffix: str, names: dict[str, str]) -> str:
+    """The short field name of a childless element of a row (see :func:`_field_name`), or "" when
+    the element names no field; kept in ``names``."""
+    field_name = _field_name(_name(element), suffix)
+    if "_" not in field_name and "." not in field_name:
+        field_name = ""
+    if len(names) < _CACHE_LIMIT:
+        names[element.tag] = field_name
+    return field_name
 
 
 class _RowReader:
@@ -295,7 +336,7 @@ class _RowReader:
             name = _name(child)
             if _has_children(child):
                 if "." in name:  # a row straight under EXCHANGE, without its container
-                    rows.append(self._row(child, depth=2))
+                    rows.append(self._row(child, 2, name))
                 else:
                     rows.extend(self._container(child, depth=2))
             elif (child.text or "").strip():
@@ -314,41 +355,51 @@ class _RowReader:
     def _container(self, element: etree._Element, depth: int) -> list[XetRow]:
         self._check_depth(element, depth)
         name = _name(element)
+        prefix = name + "."
         rows = []
         for child in element.iterchildren(tag=etree.Element):
             child_name = _name(child)
-            if not child_name.startswith(name + ".") or child_name == name + ".":
+            if not child_name.startswith(prefix) or child_name == prefix:
                 raise InvalidRecord(
                     f"<{name}> at line {element.sourceline} should hold <{name}.DICT> rows "
                     f"but holds <{child_name}>"
                 )
-            rows.append(self._row(child, depth + 1))
+            rows.append(self._row(child, depth + 1, child_name))
         return rows
 
-    def _row(self, element: etree._Element, depth: int) -> XetRow:
+    def _row(self, element: etree._Element, depth: int, name: str) -> XetRow:
+        """Read a row element named ``name``: its fields, and the rows in its nested containers."""
         self._check_depth(element, depth)
         self.row_count += 1
         if self.row_count > self.limits.max_rows:
             raise PayloadTooLarge(f"payload holds more than {self.limits.max_rows} rows")
-        entity, _, dictionary = _name(element).partition(".")
+        entity, _, dictionary = name.partition(".")
         if not entity or not dictionary:
-            raise InvalidRecord(f"row <{_name(element)}> at line {element.sourceline} is not named ENT.DICT")
+            raise InvalidRecord(f"row <{name}> at line {element.sourceline} is not named ENT.DICT")
         row = XetRow(entity=entity, dictionary=dictionary, fields={}, line=element.sourceline)
-        suffix = f".{entity}.{dictionary}"
+        fields = row.fields
+        suffix = "." + name  # name is exactly f"{entity}.{dictionary}"
+        names = _fields_of(name)
+        inner = depth + 1
+        too_deep = inner > self.limits.max_depth
         for child in element.iterchildren(tag=etree.Element):
-            if _has_children(child):
-                row.children.extend(self._container(child, depth + 1))
+            if len(child) and _has_children(child):
+                row.children.extend(self._container(child, inner))
                 continue
-            self._check_depth(child, depth + 1)
-            tag = _field_name(_name(child), suffix)
-            if "_" not in tag and "." not in tag:
+            if too_deep:
+                self._check_depth(child, inner)
+            tag = names.get(child.tag)
+            if tag is None:
+                tag = _field_of(child, suffix, names)
+            if not tag:
                 continue  # an empty entity container such as <CAP/>
-            value = (child.text or "").strip() or None
-            if tag in row.fields and row.fields[tag] != value:
+            text = child.text
+            value = (text.strip() or None) if text else None
+            if tag in fields and fields[tag] != value:
                 raise InvalidRecord(
                     f"field {tag} appears twice with different values in <{row.tag}> at line {row.line}"
                 )
-            row.fields[tag] = value
+            fields[tag] = value
         return row
 
 
