@@ -411,6 +411,8 @@ def _settle(outcomes: list[tuple[_Waiter, Answer | None, BaseException | None]])
     by_loop = {}
     for waiter, answer, error in outcomes:
         if isinstance(waiter, Future):
+            if waiter.cancelled():  # its caller gave up waiting
+                continue
             if error is not None:
                 waiter.set_exception(error)
             else:

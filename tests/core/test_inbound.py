@@ -234,3 +234,15 @@ def test_requests_applied_together_keep_their_own_ids_in_the_change_log_and_outb
     assert sorted(queued_for) == sorted(
         [(ids[0], "person"), (ids[1], "person"), (ids[2], "person"), (ids[2], "enquiry")]
     )
+
+
+def test_a_waiter_that_gave_up_does_not_stop_the_writer(echo_hub):
+    hub = echo_hub()
+    with writer_held(hub):
+        abandoned = submit(hub, one("1"))
+        assert abandoned.cancel()
+    assert submit(hub, one("2")).result(timeout=30)[0] == 201
+    with hub.store.read() as conn:
+        stored = set(conn.execute(select(identifier.c.value).where(identifier.c.scheme == "mst")).scalars())
+    assert stored == {"10", "1", "2"}  # the abandoned request was still stored and logged
+    assert len(logged(hub)) == 3
