@@ -27,7 +27,7 @@ from sqlalchemy import (
 from ..exceptions import InvalidRecord
 from ..model import Application, Enquiry, EntityKind, Person, ReferenceValue
 from .schema import application, change_log, enquiry, identifier, person, reference_list, reference_value
-from .sql import bulk_insert, bulk_update, next_ids, select_in
+from .sql import bulk_insert, bulk_update, insert_tuples, json_encoder, next_ids, select_in
 
 if TYPE_CHECKING:
     from ..engine import Action, RecordResult, Source
@@ -56,7 +56,7 @@ def dump_value(value: Any) -> str | None:
         return None
     if type(value) is str:  # most values: the encoder's own string form, without its dispatch
         return _encode_string(value)
-    return _CHANGE_JSON.encode(value)
+    return _encode_change(value)
 
 
 def load_value(text: str | None) -> Any:
@@ -69,8 +69,8 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__}")
 
 
-#: One encoder for the change log (``json.dumps`` with options builds a new one per call).
-_CHANGE_JSON = json.JSONEncoder(default=_json_default, ensure_ascii=False, sort_keys=True)
+#: The change log's encoder: keys sorted, dates as ISO text.
+_encode_change = json_encoder(sort_keys=True, default=_json_default)
 _encode_string: Callable[[str], str] = json.encoder.encode_basestring
 
 
@@ -537,44 +537,33 @@ def link_snapshots(conn: Connection, kind: EntityKind, rids: Iterable[int]) -> d
 # -- change log --------------------------------------------------------------------------------
 
 
+#: Change-log columns a row gives; a creation's rows stop before ``old_value`` (always NULL there).
+_LOG_COLUMNS = ("entity", "record_id", "person_id", "action", "field", "new_value", "old_value")
+
+
 def log_changes(conn: Connection, results: Sequence[RecordResult], source: Source, now: dt.datetime) -> None:
     """One row per changed field; a creation is one row (field ``*``) holding every value set."""
-    rows: list[dict[str, Any]] = []
-    base = {
-        "connection": source.connection,
-        "request_id": source.request_id,
-        "import_run_id": source.import_run_id,
-        "changed_at": now,
-    }
+    rows: list[tuple[Any, ...]] = []
+    updates = False
     for r in results:
         if r.hub_id is None:
             continue
         entity, record_id, person_id = r.kind.value, r.hub_id, r.person_id
         if r.action == "created":
             values = {k: new for k, (_, new) in r.changes.items() if new is not None}
-            row = {
-                "entity": entity,
-                "record_id": record_id,
-                "person_id": person_id,
-                "action": "created",
-                "field": "*",
-                "old_value": None,
-                "new_value": _CHANGE_JSON.encode(values),
-            }
-            row.update(base)
-            rows.append(row)
+            rows.append((entity, record_id, person_id, "created", "*", _encode_change(values)))
         else:
-            for fname, (old, new) in r.changes.items():
-                row = {
-                    "entity": entity,
-                    "record_id": record_id,
-                    "person_id": person_id,
-                    "action": "updated",
-                    "field": fname,
-                    "old_value": dump_value(old),
-                    "new_value": dump_value(new),
-                }
-                row.update(base)
-                rows.append(row)
-    if rows:
-        bulk_insert(conn, change_log, rows)
+            updates = True
+            rows.extend(
+                (entity, record_id, person_id, "updated", fname, dump_value(new), dump_value(old))
+                for fname, (old, new) in r.changes.items()
+            )
+    if updates:  # one statement keeps the rows in order: creations get their NULL old value
+        rows = [row if len(row) == 7 else (*row, None) for row in rows]
+    fixed = {
+        "connection": source.connection,
+        "request_id": source.request_id,
+        "import_run_id": source.import_run_id,
+        "changed_at": now,
+    }
+    insert_tuples(conn, change_log, _LOG_COLUMNS if updates else _LOG_COLUMNS[:6], rows, fixed)

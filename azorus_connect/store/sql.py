@@ -14,13 +14,14 @@ import datetime as dt
 import functools
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from operator import countOf, itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Connection, Date, DateTime, Table
 from sqlalchemy.exc import DBAPIError
 
-__all__ = ["bulk_insert", "bulk_update", "next_ids", "select_in"]
+__all__ = ["bulk_insert", "bulk_update", "insert_tuples", "json_encoder", "next_ids", "select_in"]
 
 _Converter = Callable[[Any], Any] | None
 
@@ -31,12 +32,38 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__}")
 
 
+def json_encoder(
+    *, sort_keys: bool = False, default: Callable[[Any], Any] | None = None
+) -> Callable[[Any], str]:
+    """``json.JSONEncoder(ensure_ascii=False, ...).encode``, with the C encoder built once.
+
+    ``JSONEncoder.encode`` builds a new C encoder (and its closures) on every call, which costs
+    more than encoding a person's custom fields or a creation's values; the engine does that for
+    every row. Without circular-reference markers a self-containing value would recurse: that
+    case (and any other error) is handed back to the ordinary encoder, which reports it as ever.
+    """
+    slow = json.JSONEncoder(ensure_ascii=False, sort_keys=sort_keys, default=default)
+    if c_make_encoder is None:  # pragma: no cover - an interpreter without the C accelerator
+        return slow.encode
+    fast = c_make_encoder(None, slow.default, encode_basestring, None, ": ", ", ", sort_keys, False, True)
+
+    def encode(value: Any) -> str:
+        if isinstance(value, (dict, list, tuple)):
+            try:
+                return "".join(fast(value, 0))
+            except (RecursionError, ValueError, TypeError):
+                pass
+        return slow.encode(value)
+
+    return encode
+
+
 #: One encoder for every JSON value (``json.dumps`` with options builds a new one per call).
-_JSON = json.JSONEncoder(ensure_ascii=False, default=_json_default)
+_json_encode = json_encoder(default=_json_default)
 
 
 def _json_text(value: Any) -> str | None:
-    return None if value is None else _JSON.encode(value)
+    return None if value is None else _json_encode(value)
 
 
 @functools.lru_cache(maxsize=256)  # a batch stamps every row with the same time
@@ -250,6 +277,63 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     keys = tuple(k for k in rows[0] if k not in omissible or not _all_null(rows, k))
     plan = _insert_plan(table, keys, _dialect(conn))
     _executemany(conn, plan.sql, plan.params(rows))
+
+
+def insert_tuples(
+    conn: Connection,
+    table: Table,
+    names: tuple[str, ...],
+    rows: Sequence[tuple[Any, ...]],
+    fixed: dict[str, Any] | None = None,
+) -> None:
+    """INSERT rows given as tuples of the ``names`` columns; ``fixed`` columns hold one value for all.
+
+    For a hot path that builds its rows itself: no dict per row, and the shared values (a batch's
+    time and source) are converted once. Values are converted by column type as in
+    :func:`bulk_insert`, and a fixed value of None is left out the same way.
+    """
+    if not rows:
+        return
+    d = _dialect(conn)
+    omissible = _omissible(table)
+    shared = {k: v for k, v in (fixed or {}).items() if v is not None or k not in omissible}
+    plan = _tuple_insert_plan(table, names, tuple(shared), d)
+    tail = tuple(
+        conv(value) if (conv := d.write_converter(table.c[k])) is not None else value
+        for k, value in shared.items()
+    )
+    _executemany(conn, plan.sql, plan.params_with(rows, tail))
+
+
+@functools.lru_cache(maxsize=64)
+def _tuple_insert_plan(
+    table: Table, names: tuple[str, ...], fixed: tuple[str, ...], d: _Dialect
+) -> _TuplePlan:
+    columns = [table.c[n] for n in (*names, *fixed)]
+    cols = ", ".join(d.quote(c.name) for c in columns)
+    sql = (
+        f"INSERT INTO {d.quote(table.name)} ({cols}) VALUES ({', '.join(d.placeholder(c) for c in columns)})"
+    )
+    return _TuplePlan(sql, [d.write_converter(table.c[n]) for n in names])
+
+
+class _TuplePlan:
+    """An INSERT whose rows come as tuples, and the converters of the columns that need one."""
+
+    def __init__(self, sql: str, converters: Sequence[_Converter]) -> None:
+        self.sql = sql
+        self._convert = [(i, conv) for i, conv in enumerate(converters) if conv is not None]
+
+    def params_with(self, rows: Sequence[tuple[Any, ...]], tail: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        if not self._convert:
+            return [row + tail for row in rows] if tail else list(rows)
+        out = []
+        for row in rows:
+            values = list(row)
+            for i, conv in self._convert:
+                values[i] = conv(values[i])
+            out.append((*values, *tail))
+        return out
 
 
 @functools.lru_cache(maxsize=64)
