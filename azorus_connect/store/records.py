@@ -207,6 +207,24 @@ def apply_references(
 # -- people ------------------------------------------------------------------------------------
 
 
+class _Keys(dict[str, str]):
+    """``prefix + name``, made once per name: change keys such as ``custom:course`` for every row."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def __missing__(self, name: str) -> str:
+        key = self[name] = self.prefix + name
+        return key
+
+
+_CUSTOM_KEY = _Keys("custom:")
+_ID_KEY = _Keys("id:")
+#: A new person's row before any value is applied.
+_NEW_PERSON: dict[str, Any] = {"id": None, "custom": None, **dict.fromkeys(PERSON_FIELDS)}
+
+
 class PeopleState:
     """The stored state of the people a batch touches, changed in memory, then written at once."""
 
@@ -240,7 +258,9 @@ class PeopleState:
         return state
 
     def add_new(self, pid: int) -> None:
-        self.rows[pid] = {"id": pid, "custom": {}, **dict.fromkeys(PERSON_FIELDS)}
+        row = _NEW_PERSON.copy()
+        row["id"], row["custom"] = pid, {}
+        self.rows[pid] = row
         self.ids[pid] = {}
         self.blank.add(pid)
 
@@ -291,10 +311,11 @@ class PeopleState:
         custom = {cname: value for cname, value in rec.custom.items() if value is not None}
         if custom:
             row["custom"] = custom
-            changes.update((f"custom:{cname}", (None, value)) for cname, value in custom.items())
+            for cname, value in custom.items():
+                changes[_CUSTOM_KEY[cname]] = (None, value)
         self.ids[pid] = dict(rec.identifiers)
         for scheme, value in rec.identifiers.items():
-            changes[f"id:{scheme}"] = (None, value)
+            changes[_ID_KEY[scheme]] = (None, value)
             self.id_inserts.append((pid, scheme, value))
         return changes
 
@@ -303,12 +324,11 @@ class PeopleState:
         new = [pid for pid in self.rows if pid < 0]
         mapping: dict[int, int] = {}
         if new:
-            rows = [self.rows.pop(p) for p in new]  # inserted as they are: every column, stamped below
+            rows = [self.rows.pop(p) for p in new]  # inserted as they are: every column, and stamped
             ids = next_ids(conn, person, len(rows))
             for row, new_id in zip(rows, ids, strict=True):
                 row["id"] = new_id
-                row["created_at"] = row["updated_at"] = now
-            bulk_insert(conn, person, rows)
+            bulk_insert(conn, person, rows, {"created_at": now, "updated_at": now})
             mapping = dict(zip(new, ids, strict=True))
             for prov, real, row in zip(new, ids, rows, strict=True):
                 self.rows[real] = row
@@ -335,13 +355,12 @@ class PeopleState:
                 [{"p": p, "s": s, "v": v} for p, s, v in stale],
             )
         if self.id_inserts:
-            bulk_insert(
+            insert_tuples(
                 conn,
                 identifier,
-                [
-                    {"person_id": mapping.get(p, p), "scheme": s, "value": v, "created_at": now}
-                    for p, s, v in _final_inserts(self.id_inserts)
-                ],
+                ("person_id", "scheme", "value"),
+                [(mapping.get(p, p), s, v) for p, s, v in _final_inserts(self.id_inserts)],
+                {"created_at": now},
             )
         return mapping
 

@@ -217,25 +217,31 @@ def select_in(
 
 
 class _WritePlan:
-    """One write statement and how a row dict becomes its parameter tuple (built once per shape)."""
+    """One write statement and how a row becomes its parameter tuple (built once per shape).
 
-    def __init__(self, sql: str, names: Sequence[str], converters: Sequence[_Converter]) -> None:
+    Rows are dicts read by ``names``, or (``names`` None) tuples already in column order; a
+    ``tail`` of values shared by every row is appended to each.
+    """
+
+    def __init__(self, sql: str, names: Sequence[str] | None, converters: Sequence[_Converter]) -> None:
         self.sql = sql
-        self._get: Callable[[dict[str, Any]], tuple[Any, ...]] = (
-            itemgetter(*names) if len(names) > 1 else _one_value(names[0])
-        )
+        self._get: Callable[[Any], tuple[Any, ...]] | None = None
+        if names is not None:
+            self._get = itemgetter(*names) if len(names) > 1 else _one_value(names[0])
         self._convert = [(i, conv) for i, conv in enumerate(converters) if conv is not None]
 
-    def params(self, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    def params(self, rows: Sequence[Any], tail: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         get = self._get
         if not self._convert:
-            return [get(row) for row in rows]
+            if get is None:
+                return [row + tail for row in rows] if tail else list(rows)
+            return [get(row) + tail for row in rows] if tail else [get(row) for row in rows]
         out = []
         for row in rows:
-            values = list(get(row))
+            values = list(row if get is None else get(row))
             for i, conv in self._convert:
                 values[i] = conv(values[i])
-            out.append(tuple(values))
+            out.append((*values, *tail))
         return out
 
 
@@ -247,13 +253,17 @@ def _one_value(name: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
 
 
 @functools.lru_cache(maxsize=256)
-def _insert_plan(table: Table, keys: tuple[str, ...], d: _Dialect) -> _WritePlan:
-    columns = [c for c in table.columns if c.name in keys]
-    cols = ", ".join(d.quote(c.name) for c in columns)
-    sql = (
-        f"INSERT INTO {d.quote(table.name)} ({cols}) VALUES ({', '.join(d.placeholder(c) for c in columns)})"
-    )
-    return _WritePlan(sql, [c.name for c in columns], [d.write_converter(c) for c in columns])
+def _insert_plan(
+    table: Table, keys: tuple[str, ...], fixed: tuple[str, ...], d: _Dialect, *, by_name: bool = True
+) -> _WritePlan:
+    """INSERT of the ``keys`` columns (in table order when rows are dicts), then the ``fixed`` ones."""
+    columns = [c for c in table.columns if c.name in keys] if by_name else [table.c[k] for k in keys]
+    sql_columns = [*columns, *(table.c[f] for f in fixed)]
+    cols = ", ".join(d.quote(c.name) for c in sql_columns)
+    marks = ", ".join(d.placeholder(c) for c in sql_columns)
+    sql = f"INSERT INTO {d.quote(table.name)} ({cols}) VALUES ({marks})"
+    names = [c.name for c in columns] if by_name else None
+    return _WritePlan(sql, names, [d.write_converter(c) for c in columns])
 
 
 @functools.lru_cache(maxsize=256)
@@ -264,19 +274,24 @@ def _update_plan(table: Table, names: tuple[str, ...], d: _Dialect) -> _WritePla
     return _WritePlan(sql, [*names, "id"], [*(d.write_converter(c) for c in columns), None])
 
 
-def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+def bulk_insert(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], fixed: dict[str, Any] | None = None
+) -> None:
     """INSERT many rows (all with the same keys) through the driver's executemany.
 
+    ``fixed`` columns hold one value for every row, converted once (a batch's time, its source).
     A column that is None in every row is left out of the statement: without a server default
     it is NULL all the same, and every bound parameter costs (a new person sets about half of
     its 22 columns; binding only those halves SQLite's insert time).
     """
     if not rows:
         return
+    d = _dialect(conn)
     omissible = _omissible(table)
-    keys = tuple(k for k in rows[0] if k not in omissible or not _all_null(rows, k))
-    plan = _insert_plan(table, keys, _dialect(conn))
-    _executemany(conn, plan.sql, plan.params(rows))
+    shared, tail = _shared(table, fixed, d)
+    keys = tuple(k for k in rows[0] if k not in shared and (k not in omissible or not _all_null(rows, k)))
+    plan = _insert_plan(table, keys, shared, d)
+    _executemany(conn, plan.sql, plan.params(rows, tail))
 
 
 def insert_tuples(
@@ -286,54 +301,31 @@ def insert_tuples(
     rows: Sequence[tuple[Any, ...]],
     fixed: dict[str, Any] | None = None,
 ) -> None:
-    """INSERT rows given as tuples of the ``names`` columns; ``fixed`` columns hold one value for all.
+    """INSERT rows given as tuples of the ``names`` columns, each followed by the ``fixed`` values.
 
-    For a hot path that builds its rows itself: no dict per row, and the shared values (a batch's
-    time and source) are converted once. Values are converted by column type as in
-    :func:`bulk_insert`, and a fixed value of None is left out the same way.
+    For a hot path that builds its rows itself, without a dict per row; values are converted by
+    column type as in :func:`bulk_insert`, and a fixed value of None is left out the same way.
     """
     if not rows:
         return
     d = _dialect(conn)
+    shared, tail = _shared(table, fixed, d)
+    plan = _insert_plan(table, names, shared, d, by_name=False)
+    _executemany(conn, plan.sql, plan.params(rows, tail))
+
+
+def _shared(
+    table: Table, fixed: dict[str, Any] | None, d: _Dialect
+) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """The fixed columns an insert names (a None one is left out if it may be) and their values."""
+    if not fixed:
+        return (), ()
     omissible = _omissible(table)
-    shared = {k: v for k, v in (fixed or {}).items() if v is not None or k not in omissible}
-    plan = _tuple_insert_plan(table, names, tuple(shared), d)
-    tail = tuple(
-        conv(value) if (conv := d.write_converter(table.c[k])) is not None else value
-        for k, value in shared.items()
+    names = tuple(k for k, v in fixed.items() if v is not None or k not in omissible)
+    convert = [d.write_converter(table.c[k]) for k in names]
+    return names, tuple(
+        fixed[k] if conv is None else conv(fixed[k]) for k, conv in zip(names, convert, strict=True)
     )
-    _executemany(conn, plan.sql, plan.params_with(rows, tail))
-
-
-@functools.lru_cache(maxsize=64)
-def _tuple_insert_plan(
-    table: Table, names: tuple[str, ...], fixed: tuple[str, ...], d: _Dialect
-) -> _TuplePlan:
-    columns = [table.c[n] for n in (*names, *fixed)]
-    cols = ", ".join(d.quote(c.name) for c in columns)
-    sql = (
-        f"INSERT INTO {d.quote(table.name)} ({cols}) VALUES ({', '.join(d.placeholder(c) for c in columns)})"
-    )
-    return _TuplePlan(sql, [d.write_converter(table.c[n]) for n in names])
-
-
-class _TuplePlan:
-    """An INSERT whose rows come as tuples, and the converters of the columns that need one."""
-
-    def __init__(self, sql: str, converters: Sequence[_Converter]) -> None:
-        self.sql = sql
-        self._convert = [(i, conv) for i, conv in enumerate(converters) if conv is not None]
-
-    def params_with(self, rows: Sequence[tuple[Any, ...]], tail: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        if not self._convert:
-            return [row + tail for row in rows] if tail else list(rows)
-        out = []
-        for row in rows:
-            values = list(row)
-            for i, conv in self._convert:
-                values[i] = conv(values[i])
-            out.append((*values, *tail))
-        return out
 
 
 @functools.lru_cache(maxsize=64)
