@@ -132,7 +132,7 @@ class RowMapper:
 
 
 def _checked(data: dict[str, Any]) -> dict[str, Any] | None:
-    """``data`` with pydantic's value for each field, or None when pydantic must see the record.
+    """``data`` with pydantic's value for each field (in place), or None when pydantic must see it.
 
     Text (or None) in a text field is already valid; a typed field given text or a date takes the
     value pydantic gives that field alone, remembered per value (a file repeats its birthdays). An
@@ -153,8 +153,8 @@ def _checked(data: dict[str, Any]) -> dict[str, Any] | None:
         if checked is _INVALID:
             return None
         typed.append((name, checked))
-    if typed:
-        data = {**data, **dict(typed)}
+    for name, checked in typed:  # only now: an early None leaves ``data`` as the mapper made it
+        data[name] = checked
     return data
 
 

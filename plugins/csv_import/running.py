@@ -259,9 +259,13 @@ class ImportRunner:
     # -- rows -> records ---------------------------------------------------------------------------
 
     def _record(self, row: CsvRow) -> CanonicalRecord:
-        cells = [clean_cell(c) if c[:1] in ("=", " ") or c[-1:] in (" ", "\t") else c for c in row.cells]
-        if "\x00" in "".join(cells):
+        joined = "\x1f" + "\x1f".join(row.cells) + "\x1f"
+        if "\x00" in joined:  # cleaning never adds or removes one
             raise InvalidRecord("this row holds a NUL character, which is not text")
+        cells = row.cells
+        # A cell starting with "=" or " " or ending with " " or a tab shows next to a separator.
+        if "\x1f=" in joined or "\x1f " in joined or " \x1f" in joined or "\t\x1f" in joined:
+            cells = [clean_cell(c) if c[:1] in ("=", " ") or c[-1:] in (" ", "\t") else c for c in cells]
         for i in self._identifier_columns:
             if looks_like_excel_mangled_number(cells[i]):
                 raise InvalidRecord(
