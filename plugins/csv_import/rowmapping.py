@@ -43,6 +43,8 @@ class _Step:
     kind: int
     name: str
     transforms: tuple[tuple[Callable[..., Any], tuple[str, ...]], ...]
+    #: A custom field kept as trimmed text (not a number, date or yes/no): no conversion to pick.
+    text_custom: bool = False
 
 
 class RowMapper:
@@ -75,7 +77,8 @@ class RowMapper:
                     kind, name = _CUSTOM, fr.target[7:]
                 else:
                     kind, name = _FIELD, fr.target
-                self.steps.append(_Step(where[fr.source], fr.source, kind, name, fns))
+                text_custom = kind == _CUSTOM and self._converts_as_text(custom_fields[name])
+                self.steps.append(_Step(where[fr.source], fr.source, kind, name, fns, text_custom))
 
     @staticmethod
     def _plannable(rule: EntityRule) -> bool:
@@ -93,7 +96,7 @@ class RowMapper:
         custom: dict[str, Any] = {}
         for step in self.steps:
             value: Any = cells[step.position]
-            if value.strip() == "":
+            if not value.strip():
                 if ignore_blank:
                     continue
                 value = None
@@ -103,6 +106,8 @@ class RowMapper:
                 if step.kind == _ID:
                     if value is not None and str(value).strip():
                         identifiers[step.name] = str(value).strip()
+                elif step.text_custom:  # what _custom does for text, without choosing
+                    custom[step.name] = None if value is None else (str(value).strip() or None)
                 elif step.kind == _CUSTOM:
                     custom[step.name] = self._custom(self.custom_fields[step.name], value)
                 elif isinstance(value, str):
@@ -115,6 +120,12 @@ class RowMapper:
         if values is None:  # something pydantic must judge: it builds the record (or the error)
             return _validated(data, identifiers, custom, line)
         return _person(values, identifiers, custom)
+
+    def _converts_as_text(self, defn: CustomFieldDef) -> bool:
+        """True when ``_custom`` keeps a value of this field as trimmed text."""
+        if defn.type == CustomFieldType.NUMBER and self.number is not None:
+            return False
+        return defn.type not in (CustomFieldType.DATE, CustomFieldType.BOOL)
 
     def _custom(self, defn: CustomFieldDef, value: Any) -> Any:
         # The same conversions the core mapper applies to custom fields.
