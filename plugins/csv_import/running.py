@@ -15,6 +15,7 @@ import hashlib
 import os
 import sqlite3
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -58,6 +59,35 @@ DEFAULT_BATCH_SIZE = 2000
 _RUN_GC_THRESHOLD = 100_000
 
 
+class _YoungCollections:
+    """The raised threshold of the young generation, shared by the runs in progress.
+
+    Runs may overlap on a web server's threads: the first to start raises the threshold and the
+    last to end restores the one it found, whatever order they end in.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs = 0
+        self._saved = gc.get_threshold()
+
+    def enter(self) -> None:
+        with self._lock:
+            if self._runs == 0:
+                self._saved = gc.get_threshold()
+                gc.set_threshold(max(self._saved[0], _RUN_GC_THRESHOLD), *self._saved[1:])
+            self._runs += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._runs -= 1
+            if self._runs == 0:
+                gc.set_threshold(*self._saved)
+
+
+_young_collections = _YoungCollections()
+
+
 @contextmanager
 def _collector_skips_older_objects() -> Iterator[None]:
     """Objects alive before the run are left out of garbage collection until it ends.
@@ -70,13 +100,12 @@ def _collector_skips_older_objects() -> Iterator[None]:
     a batch's live records were walked and promoted a few hundred times per 50,000 rows, about 8%
     of import time. Cyclic garbage still triggers a collection once it reaches the threshold.
     """
-    threshold = gc.get_threshold()
     gc.freeze()
-    gc.set_threshold(max(threshold[0], _RUN_GC_THRESHOLD), *threshold[1:])
+    _young_collections.enter()
     try:
         yield
     finally:
-        gc.set_threshold(*threshold)
+        _young_collections.leave()
         gc.unfreeze()
 
 
