@@ -221,6 +221,8 @@ class _Keys(dict[str, str]):
 
 _CUSTOM_KEY = _Keys("custom:")
 _ID_KEY = _Keys("id:")
+#: What a person's state holds: its values, not its time stamps (never compared nor shown).
+_STATE_COLUMNS = ("id", *PERSON_FIELDS, "custom")
 #: A new person's row before any value is applied.
 _NEW_PERSON: dict[str, Any] = {"id": None, "custom": None, **dict.fromkeys(PERSON_FIELDS)}
 
@@ -246,7 +248,7 @@ class PeopleState:
         state = cls()
         known = known or {}
         for chunk in _chunks(sorted(pids)):
-            for data in select_in(conn, person, "id", chunk):
+            for data in select_in(conn, person, "id", chunk, columns=_STATE_COLUMNS):
                 data["custom"] = dict(data.get("custom") or {})
                 state.rows[data["id"]] = data
         for pid, ids in known.items():
