@@ -343,30 +343,31 @@ class _Batch:
         # People whose every identifier in the batch is already theirs: their identifiers need no reload.
         known: dict[int, dict[str, str]] = {}
         unsure: set[int] = set()
+        results, index, opts = self.results, self.index, self.opts  # looked up once: a loop per record
         for i, rec in people:
-            if self.results[i] is not None:
+            if results[i] is not None:
                 continue  # already rejected (list check)
             try:
-                pid = self.index.resolve(rec.identifiers, match_on, hub_id=rec.hub_id, known_ids=known_ids)
+                pid = index.resolve(rec.identifiers, match_on, hub_id=rec.hub_id, known_ids=known_ids)
             except RecordError as exc:
                 self._reject(i, rec.kind, exc)
                 continue
             new = pid is None
             if new:
-                if not self.opts.create:
+                if not opts.create:
                     self._reject(i, rec.kind, InvalidRecord("no matching person, and this run only updates"))
                     continue
-                pid = self.index.new_person()
-            elif not self.opts.update:
-                self.results[i] = RecordResult(i, rec.kind, "unchanged", hub_id=pid, person_id=pid)
+                pid = index.new_person()
+            elif not opts.update:
+                results[i] = RecordResult(i, rec.kind, "unchanged", hub_id=pid, person_id=pid)
                 continue
             assert pid is not None
             if pid > 0:
-                if all(self.index.owner(s, v) == pid for s, v in rec.identifiers.items()):
+                if all(index.owner(s, v) == pid for s, v in rec.identifiers.items()):
                     known.setdefault(pid, {}).update(rec.identifiers)
                 else:
                     unsure.add(pid)
-            self.index.claim(pid, rec.identifiers)
+            index.claim(pid, rec.identifiers)
             resolved.append((i, rec, pid, new))
         for pid in unsure:
             known.pop(pid, None)
@@ -383,7 +384,7 @@ class _Batch:
                 created.add(pid)
             else:
                 action = "updated" if changes else "unchanged"
-            result = self.results[i] = RecordResult(
+            result = results[i] = RecordResult(
                 i,
                 rec.kind,
                 action,

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "LIST_FIELDS",
+    "NOT_STANDARD_FIELDS",
     "Application",
     "CanonicalRecord",
     "CustomFieldDef",
@@ -38,7 +39,7 @@ class EntityKind(StrEnum):
 
 
 #: Fields of a record that are not standard values: identity, links and custom fields.
-_NOT_STANDARD = frozenset({"custom", "identifiers", "person", "key", "list_name", "code", "hub_id"})
+NOT_STANDARD_FIELDS = frozenset({"custom", "identifiers", "person", "key", "list_name", "code", "hub_id"})
 
 
 class _Record(BaseModel):
@@ -55,7 +56,7 @@ class _Record(BaseModel):
     def set_fields(self) -> dict[str, Any]:
         """The standard fields this record actually carries (not identifiers, links or custom)."""
         values = self.__dict__
-        return {k: values[k] for k in self.model_fields_set if k not in _NOT_STANDARD}
+        return {k: values[k] for k in self.model_fields_set if k not in NOT_STANDARD_FIELDS}
 
 
 def _clean_identifiers(value: dict[str, Any]) -> dict[str, str]:

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from ..exceptions import InvalidRecord
 from ..model import Application, Enquiry, EntityKind, Person, ReferenceValue
 from .schema import application, change_log, enquiry, identifier, person, reference_list, reference_value
-from .sql import bulk_insert, bulk_update, next_ids, select_in
+from .sql import bulk_insert, bulk_update, insert_tuples, json_encoder, next_ids, select_in
 
 if TYPE_CHECKING:
     from ..engine import Action, RecordResult, Source
@@ -56,7 +56,7 @@ def dump_value(value: Any) -> str | None:
         return None
     if type(value) is str:  # most values: the encoder's own string form, without its dispatch
         return _encode_string(value)
-    return _CHANGE_JSON.encode(value)
+    return _encode_change(value)
 
 
 def load_value(text: str | None) -> Any:
@@ -69,8 +69,8 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__}")
 
 
-#: One encoder for the change log (``json.dumps`` with options builds a new one per call).
-_CHANGE_JSON = json.JSONEncoder(default=_json_default, ensure_ascii=False, sort_keys=True)
+#: The change log's encoder: keys sorted, dates as ISO text.
+_encode_change = json_encoder(sort_keys=True, default=_json_default)
 _encode_string: Callable[[str], str] = json.encoder.encode_basestring
 
 
@@ -207,6 +207,26 @@ def apply_references(
 # -- people ------------------------------------------------------------------------------------
 
 
+class _Keys(dict[str, str]):
+    """``prefix + name``, made once per name: change keys such as ``custom:course`` for every row."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def __missing__(self, name: str) -> str:
+        key = self[name] = self.prefix + name
+        return key
+
+
+_CUSTOM_KEY = _Keys("custom:")
+_ID_KEY = _Keys("id:")
+#: What a person's state holds: its values, not its time stamps (never compared nor shown).
+_STATE_COLUMNS = ("id", *PERSON_FIELDS, "custom")
+#: A new person's row before any value is applied.
+_NEW_PERSON: dict[str, Any] = {"id": None, "custom": None, **dict.fromkeys(PERSON_FIELDS)}
+
+
 class PeopleState:
     """The stored state of the people a batch touches, changed in memory, then written at once."""
 
@@ -228,7 +248,7 @@ class PeopleState:
         state = cls()
         known = known or {}
         for chunk in _chunks(sorted(pids)):
-            for data in select_in(conn, person, "id", chunk):
+            for data in select_in(conn, person, "id", chunk, columns=_STATE_COLUMNS):
                 data["custom"] = dict(data.get("custom") or {})
                 state.rows[data["id"]] = data
         for pid, ids in known.items():
@@ -240,7 +260,9 @@ class PeopleState:
         return state
 
     def add_new(self, pid: int) -> None:
-        self.rows[pid] = {"id": pid, "custom": {}, **dict.fromkeys(PERSON_FIELDS)}
+        row = _NEW_PERSON.copy()
+        row["id"], row["custom"] = pid, {}
+        self.rows[pid] = row
         self.ids[pid] = {}
         self.blank.add(pid)
 
@@ -291,10 +313,11 @@ class PeopleState:
         custom = {cname: value for cname, value in rec.custom.items() if value is not None}
         if custom:
             row["custom"] = custom
-            changes.update((f"custom:{cname}", (None, value)) for cname, value in custom.items())
+            for cname, value in custom.items():
+                changes[_CUSTOM_KEY[cname]] = (None, value)
         self.ids[pid] = dict(rec.identifiers)
         for scheme, value in rec.identifiers.items():
-            changes[f"id:{scheme}"] = (None, value)
+            changes[_ID_KEY[scheme]] = (None, value)
             self.id_inserts.append((pid, scheme, value))
         return changes
 
@@ -303,12 +326,11 @@ class PeopleState:
         new = [pid for pid in self.rows if pid < 0]
         mapping: dict[int, int] = {}
         if new:
-            rows = [self.rows.pop(p) for p in new]  # inserted as they are: every column, stamped below
+            rows = [self.rows.pop(p) for p in new]  # inserted as they are: every column, and stamped
             ids = next_ids(conn, person, len(rows))
             for row, new_id in zip(rows, ids, strict=True):
                 row["id"] = new_id
-                row["created_at"] = row["updated_at"] = now
-            bulk_insert(conn, person, rows)
+            bulk_insert(conn, person, rows, {"created_at": now, "updated_at": now})
             mapping = dict(zip(new, ids, strict=True))
             for prov, real, row in zip(new, ids, rows, strict=True):
                 self.rows[real] = row
@@ -335,13 +357,12 @@ class PeopleState:
                 [{"p": p, "s": s, "v": v} for p, s, v in stale],
             )
         if self.id_inserts:
-            bulk_insert(
+            insert_tuples(
                 conn,
                 identifier,
-                [
-                    {"person_id": mapping.get(p, p), "scheme": s, "value": v, "created_at": now}
-                    for p, s, v in _final_inserts(self.id_inserts)
-                ],
+                ("person_id", "scheme", "value"),
+                [(mapping.get(p, p), s, v) for p, s, v in _final_inserts(self.id_inserts)],
+                {"created_at": now},
             )
         return mapping
 
@@ -537,51 +558,43 @@ def link_snapshots(conn: Connection, kind: EntityKind, rids: Iterable[int]) -> d
 # -- change log --------------------------------------------------------------------------------
 
 
+#: Change-log columns a row gives; a creation's rows stop before ``old_value`` (always NULL there).
+_LOG_COLUMNS = ("entity", "record_id", "person_id", "action", "field", "new_value", "old_value")
+
+
 def log_changes(conn: Connection, results: Sequence[RecordResult], source: Source, now: dt.datetime) -> None:
     """One row per changed field; a creation is one row (field ``*``) holding every value set.
 
     Rows are stamped with ``source``, or with the record's own (``RecordResult.source``) if it has one.
     """
-    rows: list[dict[str, Any]] = []
-    bases: dict[Source, dict[str, Any]] = {}
+    by_origin: dict[Source, list[RecordResult]] = {}
     for r in results:
-        if r.hub_id is None:
-            continue
-        origin = r.source or source
-        base = bases.get(origin)
-        if base is None:
-            base = bases[origin] = {
-                "connection": origin.connection,
-                "request_id": origin.request_id,
-                "import_run_id": origin.import_run_id,
-                "changed_at": now,
-            }
+        if r.hub_id is not None:
+            by_origin.setdefault(r.source or source, []).append(r)
+    for origin, mine in by_origin.items():
+        _log_from(conn, mine, origin, now)
+
+
+def _log_from(conn: Connection, results: Sequence[RecordResult], source: Source, now: dt.datetime) -> None:
+    rows: list[tuple[Any, ...]] = []
+    updates = False
+    for r in results:
         entity, record_id, person_id = r.kind.value, r.hub_id, r.person_id
         if r.action == "created":
             values = {k: new for k, (_, new) in r.changes.items() if new is not None}
-            row = {
-                "entity": entity,
-                "record_id": record_id,
-                "person_id": person_id,
-                "action": "created",
-                "field": "*",
-                "old_value": None,
-                "new_value": _CHANGE_JSON.encode(values),
-            }
-            row.update(base)
-            rows.append(row)
+            rows.append((entity, record_id, person_id, "created", "*", _encode_change(values)))
         else:
-            for fname, (old, new) in r.changes.items():
-                row = {
-                    "entity": entity,
-                    "record_id": record_id,
-                    "person_id": person_id,
-                    "action": "updated",
-                    "field": fname,
-                    "old_value": dump_value(old),
-                    "new_value": dump_value(new),
-                }
-                row.update(base)
-                rows.append(row)
-    if rows:
-        bulk_insert(conn, change_log, rows)
+            updates = True
+            rows.extend(
+                (entity, record_id, person_id, "updated", fname, dump_value(new), dump_value(old))
+                for fname, (old, new) in r.changes.items()
+            )
+    if updates:  # one statement keeps the rows in order: creations get their NULL old value
+        rows = [row if len(row) == 7 else (*row, None) for row in rows]
+    fixed = {
+        "connection": source.connection,
+        "request_id": source.request_id,
+        "import_run_id": source.import_run_id,
+        "changed_at": now,
+    }
+    insert_tuples(conn, change_log, _LOG_COLUMNS if updates else _LOG_COLUMNS[:6], rows, fixed)

@@ -14,13 +14,22 @@ import datetime as dt
 import functools
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from operator import itemgetter
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
+from operator import countOf, itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Connection, Date, DateTime, Table
 from sqlalchemy.exc import DBAPIError
 
-__all__ = ["bulk_insert", "bulk_update", "next_ids", "savepoint", "select_in"]
+__all__ = [
+    "bulk_insert",
+    "bulk_update",
+    "insert_tuples",
+    "json_encoder",
+    "next_ids",
+    "savepoint",
+    "select_in",
+]
 
 _Converter = Callable[[Any], Any] | None
 
@@ -31,12 +40,38 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__}")
 
 
+def json_encoder(
+    *, sort_keys: bool = False, default: Callable[[Any], Any] | None = None
+) -> Callable[[Any], str]:
+    """``json.JSONEncoder(ensure_ascii=False, ...).encode``, with the C encoder built once.
+
+    ``JSONEncoder.encode`` builds a new C encoder (and its closures) on every call, which costs
+    more than encoding a person's custom fields or a creation's values; the engine does that for
+    every row. Without circular-reference markers a self-containing value would recurse: that
+    case (and any other error) is handed back to the ordinary encoder, which reports it as ever.
+    """
+    slow = json.JSONEncoder(ensure_ascii=False, sort_keys=sort_keys, default=default)
+    if c_make_encoder is None:  # pragma: no cover - an interpreter without the C accelerator
+        return slow.encode
+    fast = c_make_encoder(None, slow.default, encode_basestring, None, ": ", ", ", sort_keys, False, True)
+
+    def encode(value: Any) -> str:
+        if isinstance(value, (dict, list, tuple)):
+            try:
+                return "".join(fast(value, 0))
+            except (RecursionError, ValueError, TypeError):
+                pass
+        return slow.encode(value)
+
+    return encode
+
+
 #: One encoder for every JSON value (``json.dumps`` with options builds a new one per call).
-_JSON = json.JSONEncoder(ensure_ascii=False, default=_json_default)
+_json_encode = json_encoder(default=_json_default)
 
 
 def _json_text(value: Any) -> str | None:
-    return None if value is None else _JSON.encode(value)
+    return None if value is None else _json_encode(value)
 
 
 @functools.lru_cache(maxsize=256)  # a batch stamps every row with the same time
@@ -208,25 +243,31 @@ def select_in(
 
 
 class _WritePlan:
-    """One write statement and how a row dict becomes its parameter tuple (built once per shape)."""
+    """One write statement and how a row becomes its parameter tuple (built once per shape).
 
-    def __init__(self, sql: str, names: Sequence[str], converters: Sequence[_Converter]) -> None:
+    Rows are dicts read by ``names``, or (``names`` None) tuples already in column order; a
+    ``tail`` of values shared by every row is appended to each.
+    """
+
+    def __init__(self, sql: str, names: Sequence[str] | None, converters: Sequence[_Converter]) -> None:
         self.sql = sql
-        self._get: Callable[[dict[str, Any]], tuple[Any, ...]] = (
-            itemgetter(*names) if len(names) > 1 else _one_value(names[0])
-        )
+        self._get: Callable[[Any], tuple[Any, ...]] | None = None
+        if names is not None:
+            self._get = itemgetter(*names) if len(names) > 1 else _one_value(names[0])
         self._convert = [(i, conv) for i, conv in enumerate(converters) if conv is not None]
 
-    def params(self, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    def params(self, rows: Sequence[Any], tail: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         get = self._get
         if not self._convert:
-            return [get(row) for row in rows]
+            if get is None:
+                return [row + tail for row in rows] if tail else list(rows)
+            return [get(row) + tail for row in rows] if tail else [get(row) for row in rows]
         out = []
         for row in rows:
-            values = list(get(row))
+            values = list(row if get is None else get(row))
             for i, conv in self._convert:
                 values[i] = conv(values[i])
-            out.append(tuple(values))
+            out.append((*values, *tail))
         return out
 
 
@@ -238,13 +279,17 @@ def _one_value(name: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
 
 
 @functools.lru_cache(maxsize=256)
-def _insert_plan(table: Table, keys: tuple[str, ...], d: _Dialect) -> _WritePlan:
-    columns = [c for c in table.columns if c.name in keys]
-    cols = ", ".join(d.quote(c.name) for c in columns)
-    sql = (
-        f"INSERT INTO {d.quote(table.name)} ({cols}) VALUES ({', '.join(d.placeholder(c) for c in columns)})"
-    )
-    return _WritePlan(sql, [c.name for c in columns], [d.write_converter(c) for c in columns])
+def _insert_plan(
+    table: Table, keys: tuple[str, ...], fixed: tuple[str, ...], d: _Dialect, *, by_name: bool = True
+) -> _WritePlan:
+    """INSERT of the ``keys`` columns (in table order when rows are dicts), then the ``fixed`` ones."""
+    columns = [c for c in table.columns if c.name in keys] if by_name else [table.c[k] for k in keys]
+    sql_columns = [*columns, *(table.c[f] for f in fixed)]
+    cols = ", ".join(d.quote(c.name) for c in sql_columns)
+    marks = ", ".join(d.placeholder(c) for c in sql_columns)
+    sql = f"INSERT INTO {d.quote(table.name)} ({cols}) VALUES ({marks})"
+    names = [c.name for c in columns] if by_name else None
+    return _WritePlan(sql, names, [d.write_converter(c) for c in columns])
 
 
 @functools.lru_cache(maxsize=256)
@@ -255,12 +300,70 @@ def _update_plan(table: Table, names: tuple[str, ...], d: _Dialect) -> _WritePla
     return _WritePlan(sql, [*names, "id"], [*(d.write_converter(c) for c in columns), None])
 
 
-def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """INSERT many rows (all with the same keys) through the driver's executemany."""
+def bulk_insert(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], fixed: dict[str, Any] | None = None
+) -> None:
+    """INSERT many rows (all with the same keys) through the driver's executemany.
+
+    ``fixed`` columns hold one value for every row, converted once (a batch's time, its source).
+    A column that is None in every row is left out of the statement: without a server default
+    it is NULL all the same, and every bound parameter costs (a new person sets about half of
+    its 22 columns; binding only those halves SQLite's insert time).
+    """
     if not rows:
         return
-    plan = _insert_plan(table, tuple(rows[0]), _dialect(conn))
-    _executemany(conn, plan.sql, plan.params(rows))
+    d = _dialect(conn)
+    omissible = _omissible(table)
+    shared, tail = _shared(table, fixed, d)
+    keys = tuple(k for k in rows[0] if k not in shared and (k not in omissible or not _all_null(rows, k)))
+    plan = _insert_plan(table, keys, shared, d)
+    _executemany(conn, plan.sql, plan.params(rows, tail))
+
+
+def insert_tuples(
+    conn: Connection,
+    table: Table,
+    names: tuple[str, ...],
+    rows: Sequence[tuple[Any, ...]],
+    fixed: dict[str, Any] | None = None,
+) -> None:
+    """INSERT rows given as tuples of the ``names`` columns, each followed by the ``fixed`` values.
+
+    For a hot path that builds its rows itself, without a dict per row; values are converted by
+    column type as in :func:`bulk_insert`, and a fixed value of None is left out the same way.
+    """
+    if not rows:
+        return
+    d = _dialect(conn)
+    shared, tail = _shared(table, fixed, d)
+    plan = _insert_plan(table, names, shared, d, by_name=False)
+    _executemany(conn, plan.sql, plan.params(rows, tail))
+
+
+def _shared(
+    table: Table, fixed: dict[str, Any] | None, d: _Dialect
+) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """The fixed columns an insert names (a None one is left out if it may be) and their values."""
+    if not fixed:
+        return (), ()
+    omissible = _omissible(table)
+    names = tuple(k for k, v in fixed.items() if v is not None or k not in omissible)
+    convert = [d.write_converter(table.c[k]) for k in names]
+    return names, tuple(
+        fixed[k] if conv is None else conv(fixed[k]) for k, conv in zip(names, convert, strict=True)
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _omissible(table: Table) -> frozenset[str]:
+    """Columns an INSERT may leave out when their value is NULL: no server default, not the key."""
+    return frozenset(c.name for c in table.columns if c.server_default is None and not c.primary_key)
+
+
+def _all_null(rows: Sequence[dict[str, Any]], key: str) -> bool:
+    if rows[0][key] is not None:
+        return False
+    return countOf(map(itemgetter(key), rows), None) == len(rows)
 
 
 def bulk_update(conn: Connection, table: Table, names: Iterable[str], rows: Sequence[dict[str, Any]]) -> None:

@@ -217,6 +217,14 @@ class CsvFile:
 
     def count_rows(self) -> int:
         """How many records follow the header (one quick pass; for progress and ETA)."""
+        if (
+            self.encoding in _NEWLINE_SAFE_ENCODINGS
+            and (lines := _count_unquoted_lines(self.path)) is not None
+        ):
+            return max(lines - 1, 0)
+        return self._count_by_parsing()
+
+    def _count_by_parsing(self) -> int:
         with open(self.path, encoding=self.encoding, newline="") as fh:
             reader = csv.reader(fh, delimiter=self.delimiter)
             count = -1
@@ -226,6 +234,42 @@ class CsvFile:
             except csv.Error:
                 pass
             return max(count, 0)
+
+
+#: Encodings in which the bytes of a line end and of a quote are only ever those characters.
+_NEWLINE_SAFE_ENCODINGS = frozenset({"utf-8-sig", "cp1252", "latin-1"})
+
+
+def _count_unquoted_lines(path: Path) -> int | None:
+    """The records ``csv.reader`` would read, counted as line ends, for a file without a quote.
+
+    Without a quote character every line is one record (a blank line too), split where a text
+    file with ``newline=""`` splits: ``\n``, ``\r`` or ``\r\n``. Counting those bytes is about
+    twenty times faster than parsing. None when the file has a quote, or a line longer than csv's
+    field limit (where the parser would stop counting), so the caller parses instead.
+    """
+    limit = csv.field_size_limit()
+    lines = 0
+    open_line = 0  # bytes of the line still open at the end of the previous block
+    last = b""
+    with open(path, "rb") as fh:
+        while block := fh.read(_SCAN_CHUNK):
+            if b'"' in block:
+                return None
+            lines += block.count(b"\n") + block.count(b"\r") - block.count(b"\r\n")
+            if last == b"\r" and block[:1] == b"\n":
+                lines -= 1  # a \r\n split between two blocks
+            parts = block.splitlines()
+            if open_line + len(parts[0]) > limit or max(map(len, parts)) > limit:
+                return None
+            last = block[-1:]
+            if last in (b"\r", b"\n"):
+                open_line = 0
+            else:
+                open_line = open_line + len(parts[0]) if len(parts) == 1 else len(parts[-1])
+    if last not in (b"", b"\r", b"\n"):
+        lines += 1  # the last line has no line end
+    return lines
 
 
 class _CountingFile(io.FileIO):

@@ -75,7 +75,7 @@ def clean_cell(value: str) -> str:
 
 def looks_like_excel_mangled_number(value: str) -> bool:
     """True for ``1.23457E+11``: a long code Excel turned into scientific notation, digits lost."""
-    return bool(_SCIENTIFIC.fullmatch(value.strip()))
+    return "+" in value and bool(_SCIENTIFIC.fullmatch(value.strip()))  # the exponent's sign first: cheap
 
 
 def excel_serial_to_date(serial: float) -> dt.date:

@@ -275,3 +275,34 @@ def test_whatever_a_csv_writer_writes_reads_back_the_same(tmp_path, rows, delimi
         got = [(r.number, r.cells) for r in stream if isinstance(r, CsvRow)]
     expected = [(i + 2, r) for i, r in enumerate(rows) if any(r)]
     assert got == expected
+
+
+_COUNT_TEXT = st.lists(
+    st.sampled_from(["a", "é", ",", ";", " ", "\n", "\r", "\r\n", '"', "x,y"]), max_size=40
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=_COUNT_TEXT,
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "cp1252"]),
+    block=st.sampled_from([1, 2, 3, 7, 1 << 20]),
+)
+def test_counting_rows_by_line_ends_gives_what_parsing_gives(tmp_path, monkeypatch, body, encoding, block):
+    from azorus_csv_import import reading
+
+    monkeypatch.setattr(reading, "_SCAN_CHUNK", block)  # line ends split across blocks
+    path = tmp_path / "count.csv"
+    path.write_bytes(("id,name\n" + body).encode(encoding))
+    source = open_csv(path)
+    assert source.count_rows() == source._count_by_parsing()
+
+
+def test_a_line_longer_than_the_field_limit_is_counted_by_parsing(tmp_path, monkeypatch):
+    from azorus_csv_import import reading
+
+    path = tmp_path / "long.csv"
+    path.write_text("id,name\n1,a\n2," + "x" * 50 + "\n3,c\n", encoding="utf-8")
+    monkeypatch.setattr(csv, "field_size_limit", lambda *a: 20)
+    assert reading._count_unquoted_lines(path) is None
+    assert open_csv(path).count_rows() == open_csv(path)._count_by_parsing()

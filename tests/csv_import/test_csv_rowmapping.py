@@ -67,7 +67,7 @@ def outcome(fn):
         record = fn()
     except InvalidRecord as exc:
         return ("error", exc.message)
-    return ("ok", record.model_dump(), sorted(record.model_fields_set))
+    return ("ok", record.model_dump(), sorted(record.model_fields_set), record)
 
 
 _cell = st.one_of(

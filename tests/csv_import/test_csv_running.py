@@ -365,3 +365,23 @@ def test_a_run_leaves_no_object_frozen_out_of_garbage_collection(csv_hub, tmp_pa
     progress, _, _ = run(csv_hub, path, profile({"MST": "id:mst", "Forename": "first_name"}), dry_run=dry_run)
     assert (progress.created, progress.invalid) == (1, 1)
     assert gc.get_freeze_count() == before
+
+
+def test_runs_that_overlap_restore_the_collection_threshold_they_found(csv_hub, tmp_path):
+    from azorus_csv_import import running
+
+    path = write_csv(tmp_path / "a.csv", ["MST", "Forename"], [["0000000001", "Ann"]])
+    before = gc.get_threshold()
+    inner_threshold = []
+
+    def nested(_outcome):
+        inner_threshold.append(gc.get_threshold())
+        run(csv_hub, path, profile({"MST": "id:mst", "Forename": "first_name"}))  # a second run meanwhile
+        inner_threshold.append(gc.get_threshold())
+
+    runner = ImportRunner(csv_hub, profile({"MST": "id:mst", "Forename": "first_name"}), open_csv(path))
+    runner.on_row = nested
+    runner.run(runner.start())
+    raised = (max(before[0], running._RUN_GC_THRESHOLD), *before[1:])
+    assert inner_threshold == [raised, raised]  # the inner run ending does not lower it under the outer
+    assert gc.get_threshold() == before
