@@ -193,11 +193,26 @@ def hub_import(hub: Any, csv_path: Path, errors: Path) -> tuple[float, Any]:
     return time.perf_counter() - started, progress
 
 
+def peak_rss_kb() -> int:
+    """This process's peak resident memory, in kB.
+
+    ``VmHWM`` belongs to the process's own memory map; ``ru_maxrss`` on Linux also counts the
+    parent's memory that a child started with before it ran this program, which would inflate it.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def rss_child(csv_path: Path, db: Path) -> None:
     """Run in a subprocess: import ``csv_path`` and print the peak RSS in MB."""
     hub = open_hub(db)
     _, progress = hub_import(hub, csv_path, db.with_suffix(".errors.csv"))
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kb = peak_rss_kb()
     print(
         json.dumps(
             {"rows": progress.rows_done, "created": progress.created, "peak_rss_mb": round(peak_kb / 1024, 1)}
