@@ -142,7 +142,7 @@ _readers: dict[int, tuple[Mapping, dict[str, tuple[str, ...]]]] = {}
 #: Bounds on that cache: mappings kept (configs reloaded many times), entities per mapping (entity
 #: names come from payloads).
 _READERS_MAPPINGS = 64
-_READERS_ENTITIES = 1024
+_READERS_ENTITIES = 256
 
 
 def _readers_of(mapping: Mapping) -> dict[str, tuple[str, ...]]:

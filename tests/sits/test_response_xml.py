@@ -93,7 +93,7 @@ _row = st.tuples(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None, database=None)
 @given(
     _text,
     st.sampled_from(["created", "updated", "rejected"]),
