@@ -142,7 +142,7 @@ _readers: dict[int, tuple[Mapping, dict[str, tuple[str, ...]]]] = {}
 #: Bounds on that cache: mappings kept (configs reloaded many times), entities per mapping (entity
 #: names come from payloads).
 _READERS_MAPPINGS = 64
-_READERS_ENTITIES = 1024
+_READERS_ENTITIES = 256
 
 
 def _readers_of(mapping: Mapping) -> dict[str, tuple[str, ...]]:
@@ -346,15 +346,6 @@ _XML_DECLARATION = "<?xml version='1.0' encoding='UTF-8'?>\n"
 _NOT_PLAIN = re.compile("[^\x20-\x7e\xa0-\ud7ff\ue000-\ufffd]")
 
 
-def _attr(value: object) -> str:
-    """An attribute value, escaped as lxml escapes it."""
-    if type(value) is not str:
-        raise _NotPlain
-    if "&" in value or "<" in value or ">" in value or '"' in value:
-        return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-    return value
-
-
 def _text(value: object) -> str:
     """Element text, escaped as lxml escapes it."""
     if type(value) is not str:
@@ -365,37 +356,55 @@ def _text(value: object) -> str:
 
 
 def _xml_text(result: InboundResult, rows: list[tuple[_RowNote | None, dict[str, object]]]) -> bytes:
-    """The XML answer written as text, byte for byte what :func:`_xml_tree` gives (a tenth of the
+    """The XML answer written as text, byte for byte what :func:`_xml_tree` gives (a third of the
     CPU: it is rendered on every request).  Raises :class:`_NotPlain` for any value it leaves to
-    lxml."""
-    parts = [
-        f'<result requestId="{_attr(result.request_id)}" outcome="{_attr(result.outcome)}" '
-        f'http="{_attr(str(result.status_code))}"'
-    ]
+    lxml.
+
+    Attribute values (ids, codes, keys) are written as they are and checked all at once at the
+    end: any that would need escaping sends the whole answer to lxml."""
+    http = str(result.status_code)
+    values: list[object] = [result.request_id, result.outcome, http]
+    parts = [f'<result requestId="{result.request_id}" outcome="{result.outcome}" http="{http}"']
     inner: list[str] = []
     for note, hub in rows:
         record = ["<record"]
         if note is not None:
-            record.append(f' sitsEntity="{_attr(note.entity)}"')
+            values.append(note.entity)
+            record.append(f' sitsEntity="{note.entity}"')
             if note.key:
-                record.append(f' sitsKey="{_attr(note.key)}"')
+                values.append(note.key)
+                record.append(f' sitsKey="{note.key}"')
             if note.mst:
-                record.append(f' mst="{_attr(note.mst)}"')
-        record.append(f' type="{_attr(str(hub["type"]))}" action="{_attr(str(hub["action"]))}"')
+                values.append(note.mst)
+                record.append(f' mst="{note.mst}"')
+        kind, action = str(hub["type"]), str(hub["action"])
+        values += (kind, action)
+        record.append(f' type="{kind}" action="{action}"')
         if hub["hubId"] is not None:
-            record.append(f' hubId="{_attr(str(hub["hubId"]))}"')
+            hub_id = str(hub["hubId"])
+            values.append(hub_id)
+            record.append(f' hubId="{hub_id}"')
         if hub["key"]:
-            record.append(f' key="{_attr(str(hub["key"]))}"')
+            key = str(hub["key"])
+            values.append(key)
+            record.append(f' key="{key}"')
         identifiers = hub["identifiers"]
         assert isinstance(identifiers, dict)
         if identifiers:
             record.append(">")
             for scheme, value in sorted(identifiers.items()):
-                record.append(f'<id scheme="{_attr(str(scheme))}">{_text(str(value))}</id>')
+                scheme, value = str(scheme), str(value)
+                values += (scheme, value)
+                record.append(f'<id scheme="{scheme}">{value}</id>')
             record.append("</record>")
         else:
             record.append("/>")
         inner.append("".join(record))
+    if {*map(type, values)} != {str}:
+        raise _NotPlain
+    written = "".join(values)  # type: ignore[arg-type]  # every one is a str, as just checked
+    if "&" in written or "<" in written or ">" in written or '"' in written:
+        raise _NotPlain
     for warning in result.warnings:
         inner.append(f"<warning>{_text(warning)}</warning>")
     if result.error:

@@ -275,8 +275,11 @@ def parse_xet(
 
 #: Most payloads repeat the same few dozen tags, request after request, so the name of a tag and
 #: the field it names are worked out once per distinct tag and kept.  Tags come from outside, so
-#: each cache stops growing at this many entries (further tags are then worked out every time).
+#: each cache stops growing at a bound (further tags are then worked out every time): at most this
+#: many tag names, row tags, and fields per row tag (64 Ki field entries in all, a few MB).
 _CACHE_LIMIT = 4096
+_ROWS_CACHED = 128
+_FIELDS_CACHED_PER_ROW = 512
 
 #: Element tag (``{ns}Stu_Code`` or ``STU_CODE``) -> its upper-case local name.
 _names: dict[str, str] = {}
@@ -307,7 +310,7 @@ def _fields_of(row_name: str) -> dict[str, str]:
     names = _field_names.get(row_name)
     if names is None:
         names = {}
-        if len(_field_names) < _CACHE_LIMIT:
+        if len(_field_names) < _ROWS_CACHED:
             names = _field_names.setdefault(row_name, names)
     return names
 
@@ -318,7 +321,7 @@ def _field_of(element: etree._Element, suffix: str, names: dict[str, str]) -> st
     field_name = _field_name(_name(element), suffix)
     if "_" not in field_name and "." not in field_name:
         field_name = ""
-    if len(names) < _CACHE_LIMIT:
+    if len(names) < _FIELDS_CACHED_PER_ROW:
         names[element.tag] = field_name
     return field_name
 

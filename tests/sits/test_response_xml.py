@@ -43,11 +43,27 @@ def test_the_usual_answer_is_the_same_bytes() -> None:
     ("warnings", "error"),
     [([], None), ([""], None), ([], "bad <input> & \"quotes\" 'here'"), (["café ]]> \u2028"], "x")],
 )
-def test_empty_elements_escapes_and_accents(warnings: list[str], error: str | None) -> None:
-    result = InboundResult('r-"&<>', 400, "rejected", warnings=warnings, error=error)
-    rows: Rows = [(_RowNote("S&T", "a<b>", 'c"d'), _hub({"s<": "v>&\"'"}, key="k&k"))]
+def test_empty_elements_escaped_text_and_accents(warnings: list[str], error: str | None) -> None:
+    result = InboundResult("r-1", 400, "rejected", warnings=warnings, error=error)
+    rows: Rows = [(_RowNote("STU", "é/1", "'"), _hub({"sits_stu": "x'y"}, key="k"))]
     tree, text = _both(result, rows)
     assert text == tree
+
+
+@pytest.mark.parametrize(
+    "where", ["request_id", "entity", "key", "mst", "scheme", "identifier", "record key"]
+)
+def test_attribute_values_to_escape_are_left_to_lxml(where: str) -> None:
+    odd = 'a&b<c>d"e'
+    result = InboundResult(odd if where == "request_id" else "r-1", 200, "updated")
+    note = _RowNote(
+        odd if where == "entity" else "STU", odd if where == "key" else "k", odd if where == "mst" else "m"
+    )
+    ids = {odd if where == "scheme" else "s": odd if where == "identifier" else "v"}
+    rows: Rows = [(note, _hub(ids, key=odd if where == "record key" else None))]
+    with pytest.raises(_NotPlain):
+        _xml_text(result, rows)
+    assert b"a&amp;b&lt;c&gt;d" in _xml_tree(result, rows)
 
 
 @pytest.mark.parametrize("odd", ["\t", "\n", "\r", "\x00", "\x0b", "\x7f", "\ufffe", "\U0001f600", "\ud800"])
@@ -77,7 +93,7 @@ _row = st.tuples(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None, database=None)
 @given(
     _text,
     st.sampled_from(["created", "updated", "rejected"]),

@@ -312,3 +312,28 @@ def test_arbitrary_well_formed_xml_parses_or_gets_a_4xx(tree: str, wrap: bool) -
         assert doc.rows
         for row, _ in doc.walk():
             assert row.entity and row.dictionary
+
+
+def test_tag_caches_are_bounded_and_read_the_same_when_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tags come from outside: the name caches stop growing at their bounds, and a payload whose
+    tags are not cached reads exactly as one whose tags are."""
+    from azorus_sits import xet
+
+    monkeypatch.setattr(xet, "_names", {})
+    monkeypatch.setattr(xet, "_field_names", {})
+    monkeypatch.setattr(xet, "_CACHE_LIMIT", 5)
+    monkeypatch.setattr(xet, "_ROWS_CACHED", 2)
+    monkeypatch.setattr(xet, "_FIELDS_CACHED_PER_ROW", 3)
+
+    def payload(n: int) -> bytes:
+        fields = "".join(f"<E{n}_F{i}.E{n}.SRS>{i}</E{n}_F{i}.E{n}.SRS><X{i}/>" for i in range(6))
+        return f"<EXCHANGE><E{n}><E{n}.SRS>{fields}</E{n}.SRS></E{n}></EXCHANGE>".encode()
+
+    for n in range(4):
+        for _ in range(2):  # the second read of each payload meets whatever was cached
+            [row] = parse_xet(payload(n)).rows
+            assert (row.entity, row.dictionary) == (f"E{n}", "SRS")
+            assert row.fields == {f"E{n}_F{i}": str(i) for i in range(6)}
+    assert len(xet._names) == 5
+    assert len(xet._field_names) == 2
+    assert all(len(names) == 3 for names in xet._field_names.values())
