@@ -405,19 +405,11 @@ class InboundWriter:
 def _settle(outcomes: list[tuple[_Waiter, Answer | None, BaseException | None]]) -> None:
     """Hand each waiter its answer (or error): threads directly, and each event loop's coroutines
     in one callback, so a group costs a loop one wake-up rather than one per request."""
-    by_loop: dict[
-        asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Answer], Answer | None, BaseException | None]]
-    ]
-    by_loop = {}
+    by_loop: dict[asyncio.AbstractEventLoop, list[_OnLoop]] = {}
     for waiter, answer, error in outcomes:
         if isinstance(waiter, Future):
-            if waiter.cancelled():  # its caller gave up waiting
-                continue
-            if error is not None:
-                waiter.set_exception(error)
-            else:
-                assert answer is not None
-                waiter.set_result(answer)
+            if not waiter.cancelled():  # else its caller gave up waiting
+                _resolve(waiter, answer, error)
         else:
             loop, future = waiter
             by_loop.setdefault(loop, []).append((future, answer, error))
@@ -428,14 +420,17 @@ def _settle(outcomes: list[tuple[_Waiter, Answer | None, BaseException | None]])
             log.debug("inbound answers for a closed event loop dropped")
 
 
-def _settle_on_loop(
-    pending: list[tuple[asyncio.Future[Answer], Answer | None, BaseException | None]],
-) -> None:
+def _settle_on_loop(pending: list[_OnLoop]) -> None:
     for future, answer, error in pending:
-        if future.done():  # the client went away and the request was cancelled
-            continue
-        if error is not None:
-            future.set_exception(error)
-        else:
-            assert answer is not None
-            future.set_result(answer)
+        if not future.done():  # else the client went away and the request was cancelled
+            _resolve(future, answer, error)
+
+
+def _resolve(
+    future: Future[Answer] | asyncio.Future[Answer], answer: Answer | None, error: BaseException | None
+) -> None:
+    if error is not None:
+        future.set_exception(error)
+    else:
+        assert answer is not None
+        future.set_result(answer)
