@@ -7,6 +7,7 @@ upload -> suggested mapping -> edit -> dry-run preview -> run -> progress -> res
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -23,6 +24,7 @@ from azorus_connect.web.security import csrf_protect, require_admin, require_vie
 from .automapping import targets_for
 from .jobs import jobs_for, load_upload, row_preview, save_upload
 from .profiles import (
+    ImportProfile,
     delete_profile,
     list_profiles,
     load_profile,
@@ -63,6 +65,18 @@ class RunRequest(BaseModel):
     profile: dict[str, Any]
     dry_run: bool = True
     batch_size: int | None = Field(None, ge=1, le=100_000)
+
+
+def _check_and_save(hub: Hub, read: Callable[[], ImportProfile]) -> dict[str, Any]:
+    """Read a profile, check its mapping against the hub's fields, save it; errors become 4xx."""
+    try:
+        profile = read()
+        profile.record_mapping(hub.config.custom_fields)
+        with hub.store.write() as conn:
+            save_profile(conn, profile)
+    except AzorusError as exc:
+        raise http_error(exc) from None
+    return profile.model_dump(mode="json")
 
 
 def _progress_out(hub: Hub, progress: RunProgress) -> dict[str, Any]:
@@ -214,25 +228,11 @@ def build_router() -> APIRouter:
 
     @router.put("/profiles/{name}", dependencies=_CHANGE, summary="Save a profile under a name")
     def put_profile(hub: HubDep, name: str, definition: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-        try:
-            profile = profile_from_data({**definition, "name": name})
-            profile.record_mapping(hub.config.custom_fields)
-            with hub.store.write() as conn:
-                save_profile(conn, profile)
-        except AzorusError as exc:
-            raise http_error(exc) from None
-        return profile.model_dump(mode="json")
+        return _check_and_save(hub, lambda: profile_from_data({**definition, "name": name}))
 
     @router.post("/profiles/toml", status_code=201, dependencies=_CHANGE, summary="Load a profile from TOML")
     def load_toml(hub: HubDep, text: Annotated[str, Body(media_type="application/toml")]) -> dict[str, Any]:
-        try:
-            profile = profile_from_toml(text)
-            profile.record_mapping(hub.config.custom_fields)
-            with hub.store.write() as conn:
-                save_profile(conn, profile)
-        except AzorusError as exc:
-            raise http_error(exc) from None
-        return profile.model_dump(mode="json")
+        return _check_and_save(hub, lambda: profile_from_toml(text))
 
     @router.delete("/profiles/{name}", dependencies=_CHANGE, summary="Delete a saved profile")
     def remove_profile(hub: HubDep, name: str) -> dict[str, Any]:
