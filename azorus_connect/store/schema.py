@@ -213,7 +213,7 @@ request_key = Table(
     Column("request_id", String(40), ForeignKey("request_log.id", ondelete="CASCADE"), primary_key=True),
     Column("scheme", String(40), primary_key=True),
     Column("value", String(200), primary_key=True),
-    Index(None, "scheme", "value", "request_id"),
+    # Searched by value (the request log's identifier filter) and read by request id (the key).
     Index(None, "value"),
 )
 
