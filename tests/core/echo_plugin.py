@@ -28,6 +28,8 @@ from azorus_connect.redaction import Secret
 #: RELEASE is set: tests use it to make requests queue up behind it.
 HELD = threading.Event()
 RELEASE = threading.Event()
+#: The ``"mark"`` of each request ``azorus_receive`` has read, in order (for tests that follow it).
+READ: list[str] = []
 
 #: What ``azorus_pull`` returns, page by page, keyed by connection name (tests fill it).
 PULL_PAGES: dict[str, list[PullResult]] = {}
@@ -94,6 +96,8 @@ def azorus_receive(connection, request: InboundRequest) -> Received | None:
         items = data["records"]
     except (ValueError, KeyError, TypeError):
         raise MalformedPayload("expected JSON with a 'records' list") from None
+    if "mark" in data:
+        READ.append(data["mark"])
     if data.get("hold"):
         HELD.set()
         RELEASE.wait(timeout=30)

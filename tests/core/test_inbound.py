@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from contextlib import contextmanager
 
 from sqlalchemy import func, select
@@ -246,3 +248,39 @@ def test_a_waiter_that_gave_up_does_not_stop_the_writer(echo_hub):
         stored = set(conn.execute(select(identifier.c.value).where(identifier.c.scheme == "mst")).scalars())
     assert stored == {"10", "1", "2"}  # the abandoned request was still stored and logged
     assert len(logged(hub)) == 3
+
+
+def test_the_writer_lets_the_event_loop_send_a_groups_answers_before_the_next_group(echo_hub):
+    """Once a group is committed, the coroutines it answered run (and send) before the writer
+    reads the next group: the loop does not have to wrest the interpreter from it to do so."""
+    hub = echo_hub()
+    hub.inbound.LOOP_TURN = 30.0  # this test is about order, not about the wait being short
+    seen = echo_plugin.READ
+    seen.clear()
+    loop = asyncio.new_event_loop()
+    running = threading.Thread(target=loop.run_forever)
+    running.start()
+
+    async def post_and_note() -> int:
+        body = json.dumps({"records": one("1"), "hold": True, "mark": "first read"}).encode()
+        request = InboundRequest("left", "POST", "/inbound/left", {}, {}, body, "application/json", None)
+        status = (await hub.inbound.answer(request))[0]
+        seen.append("first answered")
+        return status
+
+    try:
+        echo_plugin.HELD.clear()
+        echo_plugin.RELEASE.clear()
+        first = asyncio.run_coroutine_threadsafe(post_and_note(), loop)
+        assert echo_plugin.HELD.wait(timeout=30)
+        second = submit(hub, one("2"), mark="second read")  # queued behind the held request
+        echo_plugin.RELEASE.set()
+        assert first.result(timeout=30) == 201
+        assert second.result(timeout=30)[0] == 201
+    finally:
+        echo_plugin.RELEASE.set()
+        loop.call_soon_threadsafe(loop.stop)
+        running.join(timeout=30)
+        loop.close()
+    assert seen == ["first read", "first answered", "second read"]
+    assert hub.inbound.group_sizes[1] == 2  # two transactions of one request each
